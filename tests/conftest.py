@@ -1,0 +1,44 @@
+"""Shared fixtures. Tests that need the real data sets skip with a reason when ../shared/data is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DEPTHPOLYP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def _require(sub: str) -> Path:
+    path = SHARED_DATA / sub
+    if not path.is_dir():
+        pytest.skip(
+            f"real data not found at {path}: clone the project beside ../shared/data "
+            "(or set DEPTHPOLYP_SHARED_DATA) to run this test"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def kvasir_dir() -> Path:
+    return _require("kvasir-seg")
+
+
+@pytest.fixture(scope="session")
+def cvc_dir() -> Path:
+    return _require("cvc-clinicdb")
+
+
+@pytest.fixture(scope="session")
+def polypgen_negative_dir() -> Path:
+    return _require("polypgen-negative")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Keep the per-user model registry and caches of every test out of the real home."""
+    base = tmp_path_factory.getbasetemp() / "user"
+    monkeypatch.setenv("DEPTHPOLYP_USER_DIR", str(base / "data"))
+    monkeypatch.setenv("DEPTHPOLYP_CACHE_DIR", str(base / "cache"))
