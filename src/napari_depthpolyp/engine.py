@@ -1,0 +1,170 @@
+"""The one inference engine, used by the CLI, the napari widgets and evaluation.
+
+``Predictor`` takes one frame or a stack (numpy or any lazy array indexable by frame), resizes frames
+to the model's input size, runs ONNX Runtime (default) or torch, and returns per-frame polyp
+probability and depth at the frame's own size. Masks are derived from the stored probability, so
+re-thresholding never runs the network again. Long stacks stream in batches through
+``iter_predict``, a generator that yields after every batch (progress, cancellation, live display)
+and holds only one batch in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .models import ModelDir, resolve_model
+from .preprocess import FrameError, resize_batch, resize_map, to_float_rgb
+
+log = logging.getLogger(__name__)
+BACKENDS = ("onnx", "torch")
+
+
+def apply_threshold(probability: np.ndarray, threshold: float) -> np.ndarray:
+    """The mask at ``threshold`` (probability >= threshold), the one rule used everywhere."""
+    return probability >= threshold
+
+
+@dataclass
+class FrameResult:
+    index: int
+    probability: np.ndarray  # float32 (H, W) in [0, 1]
+    depth: np.ndarray  # float32 (H, W) in [0, 1], near = high
+    threshold: float
+    _summary: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return apply_threshold(self.probability, self.threshold)
+
+    def mask_at(self, threshold: float) -> np.ndarray:
+        return apply_threshold(self.probability, threshold)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """polyp_present, area_fraction, mean_prob_in_mask, uncertainty (no network call)."""
+        if self._summary is None:
+            from .metrics import frame_summary
+
+            self._summary = frame_summary(self.probability, self.threshold)
+        return self._summary
+
+
+def stack_length(data) -> tuple[int, bool]:
+    """(number of frames, is_stack) for a frame or a T×H×W[×C] stack."""
+    shape = tuple(getattr(data, "shape", np.shape(data)))
+    ndim = len(shape)
+    if ndim == 4:
+        return shape[0], True
+    if ndim == 3 and shape[-1] not in (1, 3, 4):
+        return shape[0], True  # T×H×W greyscale stack
+    if ndim in (2, 3):
+        return 1, False
+    raise FrameError(
+        f"got data of shape {shape}; expected one frame (H×W, H×W×3, H×W×4) or a stack (T×H×W×3)"
+    )
+
+
+class Predictor:
+    """Runs a DepthPolyp model on frames.
+
+    Parameters
+    ----------
+    model : a model id, name, directory or ``ModelDir`` (``None``: the default bundled model).
+    backend : ``"onnx"`` (ONNX Runtime, default) or ``"torch"``; falls back to torch when the
+        model has no ONNX graph or ONNX Runtime is missing.
+    threshold : mask threshold (default: the model card's).
+    batch_size : frames per network call when streaming a stack.
+    num_threads : CPU threads (default: all cores).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | ModelDir | None = None,
+        backend: str = "onnx",
+        threshold: float | None = None,
+        batch_size: int = 8,
+        num_threads: int | None = None,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.model = model if isinstance(model, ModelDir) else resolve_model(model)
+        self.input_size = int(self.model.card.input_size[0])
+        self.threshold = float(self.model.card.default_threshold if threshold is None else threshold)
+        self.batch_size = max(1, int(batch_size))
+        self.num_threads = num_threads or os.cpu_count() or 1
+        self.backend = backend
+        self._session = None
+        self._net = None
+        if backend == "onnx":
+            try:
+                self._session = self._make_session()
+            except ImportError:
+                log.warning("onnxruntime is not installed: using the torch backend")
+                self.backend = "torch"
+        if self.backend == "torch":
+            self._net = self.model.load_torch().to(memory_format=torch.channels_last)
+
+    def _make_session(self):
+        import onnxruntime as ort
+
+        if not self.model.onnx_path.is_file():
+            raise ImportError("no ONNX graph in the model directory")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = self.num_threads
+        opts.inter_op_num_threads = 1
+        return ort.InferenceSession(str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"])
+
+    def provenance(self) -> dict[str, Any]:
+        return {**self.model.provenance(), "backend": self.backend, "threshold": self.threshold}
+
+    # ------------------------------------------------------------------ network
+    def run_batch(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, S, S) float in [0, 1] -> (probability, depth), each (B, S, S) float32."""
+        if self._session is not None:
+            prob, depth = self._session.run(None, {"image": x.numpy()})
+            return prob[:, 0], depth[:, 0]
+        with torch.inference_mode():
+            logits = self._net(x.contiguous(memory_format=torch.channels_last))
+            p = torch.sigmoid(logits).float().numpy()
+        return p[:, 0], p[:, 1]
+
+    # ------------------------------------------------------------------ frames
+    def predict_frame(self, frame, index: int = 0, name: str = "frame") -> FrameResult:
+        return self._predict_frames([frame], [index], [name])[0]
+
+    def _predict_frames(self, frames: Sequence, indices: Sequence[int], names: Sequence[str]) -> list[FrameResult]:
+        rgb = [to_float_rgb(f, n) for f, n in zip(frames, names)]
+        prob, depth = self.run_batch(resize_batch(rgb, self.input_size))
+        return [
+            FrameResult(i, resize_map(p, f.shape[:2]), resize_map(d, f.shape[:2]), self.threshold)
+            for i, f, p, d in zip(indices, rgb, prob, depth)
+        ]
+
+    def iter_predict(
+        self, data, indices: Iterable[int] | None = None, source: str = "stack"
+    ) -> Iterator[list[FrameResult]]:
+        """Yield the results of each batch of frames. ``data`` is one frame or a stack; ``indices``
+        picks frames of a stack (default: all). Only one batch is held at a time."""
+        n, is_stack = stack_length(data)
+        if not is_stack:
+            yield [self.predict_frame(data, 0, source)]
+            return
+        order = list(range(n) if indices is None else indices)
+        for i in order:
+            if not 0 <= i < n:
+                raise IndexError(f"{source}: frame {i} is outside 0..{n - 1}")
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            frames = [np.asarray(data[i]) for i in chunk]
+            yield self._predict_frames(frames, chunk, [f"{source} frame {i}" for i in chunk])
+
+    def predict(self, data, indices: Iterable[int] | None = None) -> list[FrameResult]:
+        """All results at once (for short stacks; stream long videos with ``iter_predict``)."""
+        return [r for batch in self.iter_predict(data, indices) for r in batch]

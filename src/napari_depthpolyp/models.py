@@ -1,0 +1,302 @@
+"""Model directories, model cards and the model registry.
+
+A model is a directory::
+
+    weights.safetensors   the torch weights (no pickle)
+    model.onnx            the inference graph (sigmoids applied), card embedded in its metadata
+    card.json             name, version, parent, input size, default threshold, training-data
+                          fingerprint, metrics, and the sha256 of each of the two files above
+
+Loading verifies both hashes and refuses a mismatch or a malformed card with an error naming the
+file. The registry lists the models bundled inside the package and the user's own versions (a
+per-user data directory), and resolves a model by id, by name (newest version) or by path.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .io.atomic import atomic_path, write_json
+from .paths import user_dir
+
+WEIGHTS = "weights.safetensors"
+ONNX = "model.onnx"
+CARD = "card.json"
+CARD_FORMAT = "depthpolyp-model-card"
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("segmentation", "depth")
+BUNDLED_DIR = Path(__file__).with_name("weights")
+DEFAULT_MODEL = "depthpolyp-kvasir"
+_REQUIRED = {"name": str, "version": str, "input_size": list, "default_threshold": (int, float), "files": dict}
+
+
+class ModelError(ValueError):
+    """A model file or card that cannot be used; the message names the file and the problem."""
+
+
+class NoModelError(ModelError):
+    """No trained model is available under the asked name."""
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class ModelCard:
+    name: str
+    version: str
+    input_size: list[int] = field(default_factory=lambda: [224, 224])
+    default_threshold: float = 0.5
+    parent: str | None = None
+    training_data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    created: str = field(default_factory=now_iso)
+    description: str = ""
+    format: str = CARD_FORMAT
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.version}" if self.version else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: Path) -> "ModelCard":
+        if not isinstance(data, dict):
+            raise ModelError(f"{source}: a model card must be a JSON object, got {type(data).__name__}")
+        for key, kind in _REQUIRED.items():
+            if key not in data:
+                raise ModelError(f"{source}: model card lacks the field '{key}'")
+            if not isinstance(data[key], kind):
+                raise ModelError(f"{source}: model card field '{key}' has the wrong type")
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class ModelDir:
+    """A verified model directory."""
+
+    path: Path
+    card: ModelCard
+    bundled: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.card.id
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / ONNX
+
+    def sha256(self, name: str = WEIGHTS) -> str:
+        return self.card.files.get(name, "")
+
+    def provenance(self) -> dict[str, Any]:
+        return {"model": self.card.name, "version": self.card.version, "sha256": self.sha256(), "path": str(self.path)}
+
+    def load_torch(self):
+        """A ``DepthPolyp`` in eval mode with this model's weights."""
+        from safetensors.torch import load_file
+
+        from .model import DepthPolyp
+
+        net = DepthPolyp()
+        try:
+            state = load_file(str(self.weights_path))
+            net.load_state_dict(state, strict=True)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{self.weights_path}: cannot be loaded as DepthPolyp weights ({exc})") from exc
+        return net.eval()
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    path = Path(path)
+    card_path = path / CARD if path.is_dir() else path
+    if not card_path.is_file():
+        raise ModelError(f"{card_path}: no model card (card.json) found")
+    try:
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{card_path}: model card is not valid JSON ({exc})") from exc
+    return ModelCard.from_dict(data, card_path)
+
+
+def open_model(path: str | os.PathLike, *, bundled: bool = False, verify: bool = True) -> ModelDir:
+    """Open a model directory, checking that every file the card lists matches its sha256."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelError(f"{path}: not a model directory")
+    card = read_card(path)
+    if WEIGHTS not in card.files:
+        raise ModelError(f"{path / CARD}: the card lists no {WEIGHTS}")
+    for name, expected in card.files.items():
+        file = path / name
+        if not file.is_file():
+            raise ModelError(f"{file}: listed in the model card but missing")
+        if verify and sha256_file(file) != expected:
+            raise ModelError(
+                f"{file}: sha256 does not match the model card (file changed or tampered with); refusing to load it"
+            )
+    return ModelDir(path=path, card=card, bundled=bundled)
+
+
+def write_model(
+    out_dir: str | os.PathLike,
+    state_dict: dict,
+    card: ModelCard,
+    *,
+    export_onnx: bool = True,
+    overwrite: bool = False,
+) -> ModelDir:
+    """Write weights (+ ONNX) and the card with their hashes. Written to a temporary directory and
+    renamed into place, so a half-written model never appears under its name."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ModelError(f"{out_dir}: already exists; a model is never overwritten")
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "model": card.id})
+    files = {WEIGHTS: sha256_file(tmp / WEIGHTS)}
+    if export_onnx:
+        from .model import DepthPolyp
+
+        net = DepthPolyp()
+        net.load_state_dict(state, strict=True)
+        export_onnx_model(net.eval(), tmp / ONNX, card)
+        files[ONNX] = sha256_file(tmp / ONNX)
+    card.files = files
+    write_json(tmp / CARD, card.to_dict())
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return open_model(out_dir)
+
+
+def export_onnx_model(net, out_path: str | os.PathLike, card: ModelCard | None = None, opset: int = 17) -> Path:
+    """Export the inference graph: input ``image`` [N,3,224,224] in [0,1], outputs ``segmentation``
+    and ``depth`` [N,1,224,224] after sigmoid, dynamic batch; the card goes into the metadata."""
+    import onnx
+    import torch
+
+    from .model import INPUT_SIZE, ProbabilityWrapper
+
+    size = card.input_size if card else [INPUT_SIZE, INPUT_SIZE]
+    wrapper = ProbabilityWrapper(net.eval())
+    dummy = torch.rand(1, 3, *size)
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp, torch.inference_mode():
+        torch.onnx.export(
+            wrapper,
+            (dummy,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAMES[0]: {0: "N"}, OUTPUT_NAMES[1]: {0: "N"}},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+        model = onnx.load(str(tmp))
+        if card is not None:
+            meta = {k: v for k, v in card.to_dict().items() if k != "files"}
+            onnx.helper.set_model_props(model, {"depthpolyp_card": json.dumps(meta)})
+        model.producer_name = "napari-depthpolyp"
+        onnx.save(model, str(tmp))
+    return out_path
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+
+def user_models_dir() -> Path:
+    return user_dir() / "models"
+
+
+def list_models() -> list[ModelDir]:
+    """Bundled models first, then user versions; unreadable directories are skipped (not hidden:
+    ``depthpolyp info`` on the path shows why)."""
+    found: list[ModelDir] = []
+    for root, bundled in ((BUNDLED_DIR, True), (user_models_dir(), False)):
+        if not root.is_dir():
+            continue
+        for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            try:
+                found.append(open_model(sub, bundled=bundled, verify=False))
+            except ModelError:
+                continue
+    return found
+
+
+def _version_key(version: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"[.\-]", version)]
+
+
+def resolve_model(spec: str | os.PathLike | None = None) -> ModelDir:
+    """A path to a model directory, a model id (``name-version``), or a name (newest version).
+    ``None`` is the default bundled model."""
+    if isinstance(spec, ModelDir):
+        return spec
+    if spec is not None and (Path(spec).is_dir() or os.sep in str(spec)):
+        return open_model(spec)
+    wanted = spec or DEFAULT_MODEL
+    models = list_models()
+    for m in models:
+        if m.id == wanted or m.path.name == wanted:
+            return open_model(m.path, bundled=m.bundled)
+    named = [m for m in models if m.card.name == wanted]
+    if named:
+        best = max(named, key=lambda m: _version_key(m.card.version))
+        return open_model(best.path, bundled=best.bundled)
+    if spec is None:
+        raise NoModelError(
+            "No trained DepthPolyp model is bundled with this installation yet, and no user model is "
+            "registered. Train one with `depthpolyp train` or pass --model PATH; random weights are "
+            "never used in place of a model."
+        )
+    available = ", ".join(m.id for m in models) or "none"
+    raise NoModelError(f"model '{spec}' not found (available: {available})")
+
+
+def next_user_model_dir(name: str) -> tuple[Path, str]:
+    """A fresh directory and version for a new user model called ``name`` (never an existing one)."""
+    root = user_models_dir()
+    versions = [m.card.version for m in list_models() if m.card.name == name]
+    n = 1 + max((int(v.rsplit(".", 1)[-1]) for v in versions if v.rsplit(".", 1)[-1].isdigit()), default=0)
+    version = f"ft.{n}"
+    path = root / f"{name}-{version}"
+    while path.exists():
+        n += 1
+        version = f"ft.{n}"
+        path = root / f"{name}-{version}"
+    return path, version

@@ -1,0 +1,431 @@
+"""The one training loop, behind both ``depthpolyp train`` and ``depthpolyp finetune`` (and the napari
+fine-tune widget).
+
+* Data: dataset folders (the project's format or plain images+masks folders) are resized once into an
+  on-disk cache; each step applies seeded geometric augmentation and degradations, and the depth
+  teacher sees the degraded frame the student sees.
+* Optimisation: AdamW (or Adam), linear warm-up then cosine, channels_last, optional bf16 autocast,
+  optional EMA of the weights (the EMA is what is validated and exported).
+* Determinism: every sample's random generator is derived from (seed, epoch, index) and every
+  batch's torch seed from (seed, epoch, batch), so a run resumed from any checkpoint continues
+  exactly as an uninterrupted one.
+* Checkpoints every epoch (and on cancel) in the run directory under the user cache; selection on
+  val by ``0.7 * clean Dice + 0.3 * degraded Dice``; a per-epoch log (``log.jsonl`` and ``log.csv``).
+* Output: a model directory (weights, ONNX, card) that never overwrites an existing one.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..dataset import Dataset
+from ..io.atomic import atomic_open, write_json
+from ..model import DepthPolyp
+from ..models import ModelCard, ModelDir, now_iso, resolve_model, write_model
+from ..paths import cache_dir
+from .cache import FrameCache, build_cache, concat_caches
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .losses import DepthLossWeights, MultiTaskLoss
+
+
+@dataclass
+class TrainConfig:
+    train_data: list[str]
+    train_split: str | None = "train"
+    val_data: str | None = None
+    val_split: str | None = "val"
+    name: str = "depthpolyp"
+    version: str = "1.0"
+    description: str = ""
+    epochs: int = 200
+    batch_size: int = 16
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    warmup_epochs: float = 10
+    min_lr_ratio: float = 5e-3
+    seed: int = 0
+    depth: bool = True
+    uncertainty: bool = True
+    bce_weight: float = 1.0
+    depth_ssi: float = 1.0
+    depth_grad: float = 0.5
+    depth_fft: float = 0.1
+    teacher: str = "falloff"
+    degrade: bool = True
+    noise: bool = False
+    augment: bool = True
+    bf16: bool = True
+    ema: float = 0.999
+    val_every: int = 5
+    val_dense_from: float = 0.7
+    select_clean_weight: float = 0.7
+    threshold: float = 0.3
+    patience: int = 0
+    freeze_encoder: bool = False
+    init_model: str | None = None
+    input_size: int = 224
+    workers: int = 1
+    drop_path: float = 0.1
+    max_steps_per_epoch: int | None = None
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+class Cancelled(Exception):
+    pass
+
+
+def _open_split(path: str, split: str | None) -> Dataset:
+    """A split when the folder has one, else the whole folder (curated exports have no splits)."""
+    try:
+        return Dataset.open(path, split=split)
+    except (KeyError, ValueError):
+        if split is None:
+            raise
+        return Dataset.open(path, split=None)
+
+
+class SampleSource(torch.utils.data.Dataset):
+    """Makes one training sample from the cache: augment -> degrade -> teacher depth."""
+
+    def __init__(self, cache: FrameCache, cfg: TrainConfig):
+        from ..degrade import AugmentConfig, DegradeConfig, Degrader
+        from ..depth import make_teacher
+
+        self.cache = cache
+        self.cfg = cfg
+        self.degrader = Degrader(DegradeConfig(noise=cfg.noise)) if cfg.degrade else None
+        self.aug = AugmentConfig()
+        self.precomputed = cfg.teacher == "precomputed"
+        if self.precomputed and cache.depth is None:
+            raise ValueError("teacher 'precomputed' needs depth maps in every training dataset folder")
+        self.teacher = None if (not cfg.depth or self.precomputed) else make_teacher(cfg.teacher)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, key: tuple[int, int]):
+        from ..degrade import augment_geometric
+
+        epoch, idx = key
+        rng = np.random.default_rng([self.cfg.seed, epoch, idx])
+        image = np.asarray(self.cache.images[idx], dtype=np.float32) / 255.0
+        mask = np.asarray(self.cache.masks[idx]).astype(bool)
+        depth = None
+        if self.precomputed:
+            depth = np.asarray(self.cache.depth[idx], dtype=np.float32) / 65535.0
+        if self.cfg.augment:
+            image, mask, depth = augment_geometric(image, mask, depth, rng, self.aug)
+        if self.degrader is not None:
+            image, mask = self.degrader(image, mask, rng)
+        if self.teacher is not None:
+            depth = self.teacher(image)
+        if depth is None:
+            depth = np.zeros(mask.shape, np.float32)
+        return (
+            torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)),
+            torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
+            torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None],
+        )
+
+
+class _EpochBatches(torch.utils.data.Sampler):
+    """Batches of (epoch, index) keys for one epoch, starting after ``skip`` batches."""
+
+    def __init__(self, n: int, cfg: TrainConfig, epoch: int, skip: int):
+        perm = np.random.default_rng([cfg.seed, epoch, 7919]).permutation(n)
+        nb = n // cfg.batch_size  # drop the last partial batch (BatchNorm)
+        if cfg.max_steps_per_epoch:
+            nb = min(nb, cfg.max_steps_per_epoch)
+        self.batches = [
+            [(epoch, int(i)) for i in perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]] for b in range(skip, nb)
+        ]
+        self.total = nb
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def steps_per_epoch(n: int, cfg: TrainConfig) -> int:
+    nb = n // cfg.batch_size
+    return min(nb, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else nb
+
+
+def lr_at(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
+    if warmup > 0 and step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def batch_dice(prob: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Per-image Dice of (prob >= threshold) against a {0,1} mask; empty vs empty counts as 1."""
+    p = (prob >= threshold).flatten(1).float()
+    t = mask.flatten(1).float()
+    inter = (p * t).sum(1)
+    denom = p.sum(1) + t.sum(1)
+    return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir) if run_dir else cache_dir() / "runs" / f"{cfg.name}-{cfg.key()}"
+        self.parent: ModelDir | None = resolve_model(cfg.init_model) if cfg.init_model else None
+
+    # ------------------------------------------------------------------ data
+    def _prepare(self, progress):
+        cfg = self.cfg
+        say = progress or (lambda e: None)
+        train_sets = [_open_split(p, cfg.train_split) for p in cfg.train_data]
+        caches = []
+        for ds in train_sets:
+            caches.append(build_cache(ds, cfg.input_size, lambda i, n: say({"event": "cache", "done": i, "total": n})))
+        self.train_cache = concat_caches(caches)
+        self.data_fingerprint = {
+            "train": [{"root": str(d.root), "split": cfg.train_split, "n": len(d), "sha256": d.fingerprint()} for d in train_sets]
+        }
+        self.val = None
+        if cfg.val_data:
+            vds = _open_split(cfg.val_data, cfg.val_split)
+            vcache = build_cache(vds, cfg.input_size)
+            self.data_fingerprint["val"] = {"root": str(vds.root), "split": cfg.val_split, "n": len(vds), "sha256": vds.fingerprint()}
+            self.val = self._val_tensors(vcache)
+
+    def _val_tensors(self, cache: FrameCache):
+        """Clean and seeded-degraded validation batches (degraded once, with seed 0 per frame)."""
+        from ..degrade import degrade_seeded
+        from ..evaluate import degraded_frame_seed
+
+        clean = torch.from_numpy(np.asarray(cache.images, dtype=np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+        masks = torch.from_numpy(np.asarray(cache.masks, dtype=np.float32))[:, None]
+        deg_imgs, deg_masks = [], []
+        for i in range(len(cache)):
+            img, m = degrade_seeded(np.asarray(cache.images[i], np.float32) / 255.0, np.asarray(cache.masks[i]).astype(bool), seed=degraded_frame_seed(0, i))
+            deg_imgs.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
+            deg_masks.append(torch.from_numpy(m.astype(np.float32))[None])
+        return {"clean": (clean, masks), "degraded": (torch.stack(deg_imgs), torch.stack(deg_masks))}
+
+    # ------------------------------------------------------------------ eval
+    @torch.inference_mode()
+    def validate(self, net: torch.nn.Module) -> dict[str, float]:
+        net.eval()
+        out = {}
+        for kind, (images, masks) in self.val.items():
+            dices = []
+            for s in range(0, len(images), 32):
+                x = images[s : s + 32].contiguous(memory_format=torch.channels_last)
+                prob = torch.sigmoid(net(x)[:, 0:1].float())
+                dices.append(batch_dice(prob, masks[s : s + 32], self.cfg.threshold))
+            out[f"val_dice_{kind}"] = float(torch.cat(dices).mean())
+        w = self.cfg.select_clean_weight
+        out["val_score"] = w * out["val_dice_clean"] + (1 - w) * out["val_dice_degraded"]
+        return out
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        progress: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        resume: bool = False,
+        out_dir: str | Path | None = None,
+    ) -> ModelDir | None:
+        """Train; returns the written model directory, or ``None`` if cancelled (a checkpoint is
+        written first, and ``resume=True`` continues from it)."""
+        cfg = self.cfg
+        say = progress or (lambda e: None)
+        stop = should_stop or (lambda: False)
+        torch.manual_seed(cfg.seed)
+        self._prepare(progress)
+
+        net = DepthPolyp(drop_path=cfg.drop_path)
+        if self.parent is not None:
+            net.load_state_dict(self.parent.load_torch().state_dict())
+        net = net.to(memory_format=torch.channels_last)
+        if cfg.freeze_encoder:
+            for p in net.encoder.parameters():
+                p.requires_grad_(False)
+        criterion = MultiTaskLoss(
+            depth=cfg.depth, uncertainty=cfg.uncertainty, bce_weight=cfg.bce_weight,
+            depth_weights=DepthLossWeights(cfg.depth_ssi, cfg.depth_grad, cfg.depth_fft),
+        )
+        ema = copy.deepcopy(net).eval() if cfg.ema else None
+        if ema is not None:
+            for p in ema.parameters():
+                p.requires_grad_(False)
+        decay, no_decay = [], []
+        for n_, p in net.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 or n_.endswith(".bias") else decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay + list(criterion.parameters()), "weight_decay": 0.0},
+        ]
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer = opt_cls(groups, lr=cfg.lr)
+
+        modules = {"net": net, "loss": criterion}
+        if ema is not None:
+            modules["ema"] = ema
+        spe = steps_per_epoch(len(self.train_cache), cfg)
+        total = spe * cfg.epochs
+        warmup = int(round(cfg.warmup_epochs * spe))
+        state = {"epoch": 0, "batch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1, "since_best": 0}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and has_checkpoint(self.run_dir):
+            meta = load_checkpoint(self.run_dir, modules=modules, optimizer=optimizer)
+            if meta["config_key"] != cfg.key():
+                raise ValueError(f"{self.run_dir}: checkpoint was made with another configuration")
+            state = meta["state"]
+            say({"event": "resumed", **state})
+        else:
+            write_json(self.run_dir / "config.json", cfg.to_json())
+            for f in ("log.jsonl", "log.csv"):
+                (self.run_dir / f).unlink(missing_ok=True)
+
+        def checkpoint():
+            save_checkpoint(self.run_dir, modules=modules, optimizer=optimizer,
+                            meta={"config_key": cfg.key(), "state": state, "saved": now_iso()})
+
+        source = SampleSource(self.train_cache, cfg)
+        use_bf16 = cfg.bf16 and torch.backends.mkldnn.is_available()
+        while state["epoch"] < cfg.epochs:
+            epoch = state["epoch"]
+            net.train()
+            sampler = _EpochBatches(len(self.train_cache), cfg, epoch, state["batch"])
+            loader = torch.utils.data.DataLoader(
+                source, batch_sampler=sampler, num_workers=cfg.workers,
+                persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
+            )
+            sums: dict[str, float] = {}
+            nb, t0 = 0, time.perf_counter()
+            for image, mask, depth in loader:
+                b = state["batch"]
+                torch.manual_seed(hash((cfg.seed, epoch, b)) & 0x7FFFFFFF)
+                lr = lr_at(state["step"], total, warmup, cfg)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                    logits = net(image.contiguous(memory_format=torch.channels_last))
+                losses = criterion(logits, mask, depth if cfg.depth else None)
+                optimizer.zero_grad(set_to_none=True)
+                losses["total"].backward()
+                optimizer.step()
+                if ema is not None:
+                    self._ema_update(ema, net, min(cfg.ema, (1 + state["step"]) / (10 + state["step"])))
+                state["batch"] += 1
+                state["step"] += 1
+                nb += 1
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                say({"event": "batch", "epoch": epoch, "batch": state["batch"], "batches": spe,
+                     "loss": float(losses["total"]), "lr": lr})
+                if stop():
+                    checkpoint()
+                    say({"event": "cancelled", **state})
+                    return None
+            elapsed = time.perf_counter() - t0
+            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr_at(max(0, state["step"] - 1), total, warmup, cfg),
+                                      "images_per_s": nb * cfg.batch_size / max(elapsed, 1e-9)}
+            record.update({f"loss_{k}": v / max(nb, 1) for k, v in sums.items()})
+            record["sigma_seg"], record["sigma_depth"] = criterion.sigmas()
+            state["epoch"] += 1
+            state["batch"] = 0
+            last = state["epoch"] == cfg.epochs
+            dense = state["epoch"] >= cfg.val_dense_from * cfg.epochs
+            if self.val is not None and (last or dense or state["epoch"] % cfg.val_every == 0):
+                record.update(self.validate(ema if ema is not None else net))
+                if record["val_score"] > state["best_score"]:
+                    state["best_score"], state["best_epoch"], state["since_best"] = record["val_score"], state["epoch"], 0
+                    self._save_best(ema if ema is not None else net, record)
+                else:
+                    state["since_best"] += 1
+            self._log(record)
+            checkpoint()
+            say({"event": "epoch", **record})
+            if cfg.patience and state["since_best"] >= cfg.patience:
+                say({"event": "early_stop", **state})
+                break
+            if stop():
+                say({"event": "cancelled", **state})
+                return None
+        if self.val is None:
+            self._save_best(ema if ema is not None else net, {"epoch": state["epoch"]})
+        return self.export(out_dir)
+
+    @staticmethod
+    @torch.no_grad()
+    def _ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+        for e, p in zip(ema.parameters(), net.parameters()):
+            e.lerp_(p.detach(), 1.0 - decay)
+        for e, b in zip(ema.buffers(), net.buffers()):
+            e.copy_(b)
+
+    def _save_best(self, net: torch.nn.Module, record: dict) -> None:
+        from safetensors.torch import save_file
+
+        from ..io.atomic import atomic_path
+
+        state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+        with atomic_path(self.run_dir / "best.safetensors") as tmp:
+            save_file(state, str(tmp))
+        write_json(self.run_dir / "best.json", record)
+
+    def _log(self, record: dict) -> None:
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        rows = [json.loads(line) for line in (self.run_dir / "log.jsonl").read_text().splitlines() if line]
+        keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "epoch", k))
+        with atomic_open(self.run_dir / "log.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+    def history(self) -> list[dict]:
+        path = self.run_dir / "log.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
+
+    def export(self, out_dir: str | Path | None = None) -> ModelDir:
+        """Write the selected weights as a new model directory (never over an existing one)."""
+        from safetensors.torch import load_file
+
+        from ..models import next_user_model_dir
+
+        cfg = self.cfg
+        best = json.loads((self.run_dir / "best.json").read_text())
+        version = cfg.version
+        if out_dir is None:
+            out_dir, version = next_user_model_dir(cfg.name)
+        card = ModelCard(
+            name=cfg.name,
+            version=version,
+            input_size=[cfg.input_size, cfg.input_size],
+            default_threshold=cfg.threshold,
+            parent=self.parent.id if self.parent else None,
+            training_data=self.data_fingerprint,
+            metrics={"val": {k: v for k, v in best.items() if k.startswith("val_")}, "selected_epoch": best.get("epoch")},
+            config=cfg.to_json(),
+            description=cfg.description,
+        )
+        return write_model(out_dir, load_file(str(self.run_dir / "best.safetensors")), card)
