@@ -1,0 +1,104 @@
+"""Model directories: hashes, cards, the registry and torch/ONNX parity."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from napari_depthpolyp.model import DepthPolyp
+from napari_depthpolyp.models import (
+    CARD,
+    ONNX,
+    WEIGHTS,
+    ModelCard,
+    ModelError,
+    NoModelError,
+    list_models,
+    next_user_model_dir,
+    open_model,
+    resolve_model,
+    user_models_dir,
+    write_model,
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """An untrained network written as a model directory: for file-format tests only."""
+    torch.manual_seed(1)
+    card = ModelCard(name="format-test", version="0.1", default_threshold=0.4)
+    return write_model(tmp_path_factory.mktemp("m") / "format-test-0.1", DepthPolyp().state_dict(), card)
+
+
+def test_model_directory_has_files_and_hashes(model_dir):
+    card = json.loads((model_dir.path / CARD).read_text())
+    assert set(card["files"]) == {WEIGHTS, ONNX}
+    assert all(len(h) == 64 for h in card["files"].values())
+    for key in ("name", "version", "parent", "input_size", "default_threshold", "training_data", "metrics"):
+        assert key in card
+    meta = {p.key: p.value for p in onnx.load(str(model_dir.onnx_path)).metadata_props}
+    assert json.loads(meta["depthpolyp_card"])["name"] == "format-test"
+
+
+def test_onnx_matches_torch(model_dir):
+    import onnxruntime as ort
+
+    net = model_dir.load_torch()
+    x = np.random.default_rng(0).random((3, 3, 224, 224), dtype=np.float32)
+    sess = ort.InferenceSession(str(model_dir.onnx_path), providers=["CPUExecutionProvider"])
+    seg, depth = sess.run(None, {"image": x})
+    with torch.inference_mode():
+        ref = torch.sigmoid(net(torch.from_numpy(x))).numpy()
+    assert seg.shape == depth.shape == (3, 1, 224, 224)
+    assert np.abs(seg - ref[:, :1]).max() < 1e-4
+    assert np.abs(depth - ref[:, 1:]).max() < 1e-4
+
+
+def test_tampered_weights_are_refused(model_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir.path, copy)
+    with open(copy / WEIGHTS, "r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ModelError, match=r"weights\.safetensors.*sha256"):
+        open_model(copy)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("{not json", "not valid JSON"), ("[]", "JSON object"), ('{"name": "x"}', "lacks the field")],
+)
+def test_malformed_card_is_refused_with_the_file_name(model_dir, tmp_path, content, message):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir.path, copy)
+    (copy / CARD).write_text(content)
+    with pytest.raises(ModelError, match=message) as err:
+        open_model(copy)
+    assert "card.json" in str(err.value)
+
+
+def test_registry_lists_and_resolves_user_models(model_dir):
+    import shutil
+
+    target = user_models_dir() / "format-test-0.1"
+    shutil.copytree(model_dir.path, target, dirs_exist_ok=True)
+    ids = [m.id for m in list_models()]
+    assert "format-test-0.1" in ids
+    assert resolve_model("format-test").path == target
+    assert resolve_model("format-test-0.1").path == target
+    assert resolve_model(str(model_dir.path)).path == model_dir.path
+    with pytest.raises(NoModelError, match="not found"):
+        resolve_model("no-such-model")
+    path, version = next_user_model_dir("format-test")
+    assert not path.exists() and version.startswith("ft.")
+
+
+def test_a_model_is_never_overwritten(model_dir):
+    with pytest.raises(ModelError, match="never overwritten"):
+        write_model(model_dir.path, DepthPolyp().state_dict(), ModelCard(name="x", version="1"))
