@@ -9,6 +9,7 @@ resized exactly as the inference engine resizes them (``preprocess.resize_batch`
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dataset import Dataset
+from ..dataset import Dataset, file_sha256
 from ..io.atomic import atomic_path, write_json
 from ..paths import cache_dir
 from ..preprocess import resize_batch, resize_mask, to_float_rgb
@@ -38,7 +39,11 @@ class FrameCache:
 def build_cache(dataset: Dataset, size: int = 224, progress=None) -> FrameCache:
     """Load (or build once) the resized cache of ``dataset``."""
     fingerprint = dataset.fingerprint()
-    root = cache_dir() / "frames" / f"{fingerprint[:24]}-{size}"
+    key = fingerprint
+    depth_files = [s.depth for s in dataset if s.depth is not None]
+    if depth_files:  # depth maps are derived data outside the fingerprint, but the cache holds them
+        key = hashlib.sha256((fingerprint + "".join(file_sha256(p) for p in depth_files)).encode()).hexdigest()
+    root = cache_dir() / "frames" / f"{key[:24]}-{size}"
     done = root / "names.json"
     if not done.is_file():
         n = len(dataset)

@@ -88,18 +88,30 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-class Cancelled(Exception):
-    pass
+# A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
+# validation every epoch, whole folders (curated exports have no splits). Used by
+# ``depthpolyp finetune`` and the napari fine-tune widget alike.
+FINETUNE_DEFAULTS = {
+    "epochs": 10, "lr": 5e-5, "warmup_epochs": 0, "ema": 0.0, "val_every": 1, "batch_size": 8,
+    "train_split": None, "val_split": None,
+}
+
+
+def finetune_config(train_data: list[str], init_model: str, **overrides) -> TrainConfig:
+    """The configuration of a fine-tune of ``init_model`` on curated dataset folders."""
+    values = {**FINETUNE_DEFAULTS, **overrides}
+    return TrainConfig(train_data=list(train_data), init_model=init_model, **values)
+
+
+REVIEWED = ("accepted", "corrected", "empty")
 
 
 def _open_split(path: str, split: str | None) -> Dataset:
-    """A split when the folder has one, else the whole folder (curated exports have no splits)."""
-    try:
-        return Dataset.open(path, split=split)
-    except (KeyError, ValueError):
-        if split is None:
-            raise
-        return Dataset.open(path, split=None)
+    """The named split when the folder has a ``split.json``, else the whole folder (curated exports
+    have no splits). Only reviewed frames of a curated export are used: never unchecked proposals."""
+    if split is not None and not (Path(path) / "split.json").is_file():
+        split = None
+    return Dataset.open(path, split=split, statuses=REVIEWED)
 
 
 class SampleSource(torch.utils.data.Dataset):
@@ -107,7 +119,6 @@ class SampleSource(torch.utils.data.Dataset):
 
     def __init__(self, cache: FrameCache, cfg: TrainConfig):
         from ..degrade import AugmentConfig, DegradeConfig, Degrader
-        from ..depth import make_teacher
 
         self.cache = cache
         self.cfg = cfg
@@ -116,7 +127,11 @@ class SampleSource(torch.utils.data.Dataset):
         self.precomputed = cfg.teacher == "precomputed"
         if self.precomputed and cache.depth is None:
             raise ValueError("teacher 'precomputed' needs depth maps in every training dataset folder")
-        self.teacher = None if (not cfg.depth or self.precomputed) else make_teacher(cfg.teacher)
+        self.teacher = None
+        if cfg.depth and not self.precomputed:
+            from ..depth import make_teacher
+
+            self.teacher = make_teacher(cfg.teacher)
 
     def __len__(self) -> int:
         return len(self.cache)

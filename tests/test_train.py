@@ -1,0 +1,105 @@
+"""The training loop on a few real frames: the loss falls, resume is exact, the output is a model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_depthpolyp.dataset import Dataset, DatasetWriter
+from napari_depthpolyp.models import open_model
+from napari_depthpolyp.train import TrainConfig, Trainer, finetune_config
+from napari_depthpolyp.train.checkpoint import has_checkpoint
+from napari_depthpolyp.train.losses import MultiTaskLoss, dice_loss, ssi_l1
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(kvasir_dir, tmp_path_factory):
+    """12 real Kvasir-SEG train frames (and 4 val frames) in the project's dataset format."""
+    split = json.loads((kvasir_dir / "split.json").read_text())
+    src = Dataset.open(kvasir_dir, split="train")
+    root = tmp_path_factory.mktemp("tiny")
+    for sub, names in (("train", split["train"][:12]), ("val", split["val"][:4])):
+        ds = Dataset.open(kvasir_dir, split=sub)
+        by_name = {s.name: i for i, s in enumerate(ds)}
+        with DatasetWriter(root / sub) as w:
+            for n in names:
+                image, mask, _ = ds.load(by_name[n])
+                # shrink so the test stays quick; the cache resizes to 224 anyway
+                w.add(n, image[::2, ::2], mask[::2, ::2], source_file=str(ds[by_name[n]].image))
+    del src
+    return root
+
+
+def _cfg(root, **kw):
+    base = dict(
+        train_data=[str(root / "train")], train_split=None, val_data=str(root / "val"), val_split=None,
+        name="tiny", epochs=2, batch_size=4, lr=1e-3, warmup_epochs=0, workers=0, ema=0.0,
+        val_every=1, bf16=False, seed=3,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_loss_terms_behave():
+    logits = torch.full((2, 1, 8, 8), 8.0)
+    target = torch.ones(2, 1, 8, 8)
+    assert dice_loss(logits, target) < 0.01
+    d = torch.rand(2, 1, 16, 16)
+    assert ssi_l1(3 * d + 1, d) < 1e-4  # scale and shift do not count
+    loss = MultiTaskLoss(depth=False)
+    out = loss(torch.randn(2, 2, 16, 16), (torch.rand(2, 1, 16, 16) > 0.5).float(), None)
+    assert set(out) == {"seg", "total"} and torch.equal(out["seg"], out["total"])
+
+
+@pytest.mark.slow
+def test_short_training_lowers_the_loss(tiny_dataset, tmp_path):
+    cfg = _cfg(tiny_dataset, epochs=6)
+    trainer = Trainer(cfg, run_dir=tmp_path / "run")
+    model = trainer.run(out_dir=tmp_path / "model")
+    log = trainer.history()
+    assert len(log) == 6
+    assert log[-1]["loss_seg"] < log[0]["loss_seg"]
+    assert {"sigma_seg", "sigma_depth", "val_dice_clean", "val_dice_degraded", "loss_depth"} <= set(log[-1])
+    assert (tmp_path / "run" / "log.csv").is_file()
+    m = open_model(model.path)
+    assert m.card.training_data["train"][0]["n"] == 12
+    assert m.card.metrics["val"]["val_dice_clean"] >= 0
+
+
+@pytest.mark.slow
+def test_resumed_run_matches_uninterrupted(tiny_dataset, tmp_path):
+    straight = Trainer(_cfg(tiny_dataset), run_dir=tmp_path / "a")
+    straight.run(out_dir=tmp_path / "ma")
+
+    calls = {"n": 0}
+
+    def stop_after_4_batches():
+        calls["n"] += 1
+        return calls["n"] == 4  # mid-epoch 2 (3 batches per epoch)
+
+    interrupted = Trainer(_cfg(tiny_dataset), run_dir=tmp_path / "b")
+    assert interrupted.run(should_stop=stop_after_4_batches) is None
+    assert has_checkpoint(tmp_path / "b")
+    resumed = Trainer(_cfg(tiny_dataset), run_dir=tmp_path / "b").run(resume=True, out_dir=tmp_path / "mb")
+    a = open_model(tmp_path / "ma").load_torch().state_dict()
+    b = resumed.load_torch().state_dict()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+@pytest.mark.slow
+def test_finetune_registers_a_new_version_and_keeps_the_parent(tiny_dataset, tmp_path):
+    parent = Trainer(_cfg(tiny_dataset, epochs=1), run_dir=tmp_path / "p").run(out_dir=tmp_path / "parent")
+    parent_hash = parent.sha256()
+    cfg = finetune_config([str(tiny_dataset / "train")], str(parent.path), epochs=1, batch_size=4,
+                          workers=0, bf16=False, freeze_encoder=True, name="tiny")
+    child = Trainer(cfg, run_dir=tmp_path / "c").run()
+    assert child.card.parent == parent.id
+    assert child.path != parent.path and not child.bundled
+    assert open_model(parent.path).sha256() == parent_hash
+    # the frozen encoder did not move
+    pe = parent.load_torch().state_dict()
+    ce = child.load_torch().state_dict()
+    assert torch.equal(pe["encoder.patch_embed1.proj.weight"], ce["encoder.patch_embed1.proj.weight"])
+    assert not torch.equal(pe["segmentation_head.0.weight"], ce["segmentation_head.0.weight"])
