@@ -88,3 +88,27 @@ def test_bad_checkpoints_are_refused_with_the_file_name(net, tmp_path):
     torch.save(sd, partial)
     with pytest.raises(ReferenceCheckpointError, match="partial.pth.*missing"):
         load_reference_checkpoint(partial)
+
+
+def test_folded_level1_is_the_same_function(net):
+    """The cheaper evaluation order of level 1 (projection x GFM conv folded) changes no output."""
+    net.eval()
+    x = torch.rand(2, 3, 224, 224)
+    with torch.inference_mode():
+        folded = net(x)
+        net.decoder.fold_projections = False
+        try:
+            reference_order = net(x)
+        finally:
+            net.decoder.fold_projections = True
+    assert torch.allclose(folded, reference_order, atol=1e-5)
+    assert count_macs(net, executed=True) < 0.75 * count_macs(net)
+
+
+def test_channels_last_and_nchw_agree(net):
+    net.eval()
+    x = torch.rand(2, 3, 224, 224)
+    with torch.inference_mode():
+        a = net(x)
+        b = net(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(a, b, atol=1e-5)

@@ -32,7 +32,11 @@ class GhostModule(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        intrinsic = self.primary_conv(x)
+        return self.from_preactivation(self.primary_conv[0](x))
+
+    def from_preactivation(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two halves given the output of the 1x1 conv (before BN + ReLU)."""
+        intrinsic = self.primary_conv[2](self.primary_conv[1](y))
         return intrinsic, self.cheap_operation(intrinsic)
 
 
@@ -54,10 +58,17 @@ class InterleavedShuffleFusion(nn.Module):
         self.register_buffer("order", interleave_index(channels, groups), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shuffled = x.index_select(1, self.order)
+        b, c, h, w = x.shape
+        if x.is_contiguous(memory_format=torch.channels_last) and not torch.jit.is_tracing():
+            # channels_last (training): interleave along the innermost axis, one copy, no layout flip
+            xl = x.permute(0, 2, 3, 1)
+            shuffled = xl.reshape(b, h, w, self.groups, c // self.groups).transpose(3, 4).reshape(b, h, w, c)
+            shuffled = shuffled.permute(0, 3, 1, 2)
+        else:  # NCHW (export): a single Gather
+            shuffled = x.index_select(1, self.order)
         y = F.relu(self.bn(self.dw(shuffled)))
-        scale = self.group_scale.repeat_interleave(x.shape[1] // self.groups)
-        return x + y * scale.view(1, -1, 1, 1)
+        scale = self.group_scale.to(y.dtype).repeat_interleave(c // self.groups)
+        return x.to(y.dtype) + y * scale.view(1, -1, 1, 1)
 
 
 class DynamicGroupGating(nn.Module):
@@ -78,8 +89,18 @@ class DynamicGroupGating(nn.Module):
 
 
 class GhostDecoder(nn.Module):
-    def __init__(self, in_channels=(32, 64, 160, 256), embed: int = EMBED):
+    """``fold_projections`` (default on) evaluates level 1 in a cheaper order with the same
+    parameters and the same function: the per-level projection (C_i -> 256, with bias), the bilinear
+    upsampling and the GFM's 1x1 conv (256 -> 64, no bias) are all linear per pixel, and bilinear
+    weights sum to one, so ``conv(up(proj(x))) == up((W_conv W_proj) x + W_conv b_proj)``. The
+    product of the two weight matrices is formed on the fly (gradients reach both), the 1x1 conv
+    runs at the level's own resolution on 64 instead of 256 channels, and 64 rather than 256 channels
+    are upsampled. Set it to False to evaluate in the reference's order (e.g. to count the
+    architecture's MACs as published)."""
+
+    def __init__(self, in_channels=(32, 64, 160, 256), embed: int = EMBED, fold_projections: bool = True):
         super().__init__()
+        self.fold_projections = fold_projections
         for i, c in enumerate(in_channels, start=1):
             setattr(self, f"linear_c{i}", _Proj(c, embed))
         for i in (4, 3, 2, 1):
@@ -95,15 +116,8 @@ class GhostDecoder(nn.Module):
         self.gatefuser = DynamicGroupGating(embed // 4)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        c1, c2, c3, c4 = feats
-        size = c1.shape[-2:]
-        projected = {}
-        for i, f in ((4, c4), (3, c3), (2, c2), (1, c1)):
-            p = getattr(self, f"linear_c{i}")(f)
-            if i > 1:
-                p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
-            projected[i] = p
-        halves = [getattr(self, f"gfm_c{i}_1")(projected[i]) for i in (4, 3, 2, 1)]
+        size = feats[0].shape[-2:]
+        halves = [self._level1(i, feats[i - 1], size) for i in (4, 3, 2, 1)]
         o = self.cyclic_shuffle_enhancer_o(torch.cat([h[0] for h in halves], 1))
         e = self.cyclic_shuffle_enhancer_e(torch.cat([h[1] for h in halves], 1))
         for level in (1, 2):
@@ -113,6 +127,23 @@ class GhostDecoder(nn.Module):
         oi, og = self.gfm_c_o_3(o)
         ei, eg = self.gfm_c_e_3(e)
         return self.gatefuser(torch.cat([oi, ei, og, eg], 1))
+
+
+    def _level1(self, i: int, feat: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor]:
+        proj = getattr(self, f"linear_c{i}").proj
+        gfm = getattr(self, f"gfm_c{i}_1")
+        conv = gfm.primary_conv[0]
+        if self.fold_projections:
+            w = conv.weight.flatten(1)  # (64, 256)
+            y = F.conv2d(feat, (w @ proj.weight.flatten(1))[:, :, None, None], w @ proj.bias)
+            if y.shape[-2:] != size:
+                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        else:
+            y = proj(feat)
+            if y.shape[-2:] != size:
+                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+            y = conv(y)
+        return gfm.from_preactivation(y)
 
 
 class _Proj(nn.Module):

@@ -48,17 +48,24 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def count_macs(net: nn.Module, size: int = INPUT_SIZE) -> int:
-    """Multiply-accumulates for one 3 x size x size frame, from torch's FlopCounterMode (FLOPs/2)."""
+def count_macs(net: nn.Module, size: int = INPUT_SIZE, executed: bool = False) -> int:
+    """Multiply-accumulates for one 3 x size x size frame, from torch's FlopCounterMode (FLOPs/2).
+
+    By default the architecture's count, evaluated in the published order; ``executed=True`` counts
+    what this implementation actually runs (level-1 projections folded, see ``GhostDecoder``)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     # The math attention kernel decomposes into matmuls the counter sees (the fused CPU kernel
     # is invisible to it and would drop ~38 MMACs of attention).
-    was_training = net.training
+    was_training, folded = net.training, net.decoder.fold_projections
     net.eval()
+    net.decoder.fold_projections = executed
     x = torch.zeros(1, 3, size, size)
-    with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        net(x)
-    net.train(was_training)
+    try:
+        with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            net(x)
+    finally:
+        net.train(was_training)
+        net.decoder.fold_projections = folded
     return counter.get_total_flops() // 2
