@@ -1,6 +1,6 @@
 """``depthpolyp``: the command line over the same core the napari widgets use.
 
-Sub-commands: predict, info, export-onnx, train, finetune, eval, models.
+Sub-commands: predict, demo, info, models, export-onnx, train, finetune, eval.
 """
 
 from __future__ import annotations
@@ -194,9 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="depthpolyp", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
+    from .demo import add_demo_parser
     from .predict import add_predict_parser
 
     add_predict_parser(sub)
+    add_demo_parser(sub)
 
     s = sub.add_parser("info", help="parameters, MACs, input size, files and hashes of a model")
     s.add_argument("--model", help="model id, name or directory (default: the bundled model)")

@@ -137,9 +137,10 @@ class Predictor:
 
     # ------------------------------------------------------------------ frames
     def predict_frame(self, frame, index: int = 0, name: str = "frame") -> FrameResult:
-        return self._predict_frames([frame], [index], [name])[0]
+        return self.predict_frames([frame], [index], [name])[0]
 
-    def _predict_frames(self, frames: Sequence, indices: Sequence[int], names: Sequence[str]) -> list[FrameResult]:
+    def predict_frames(self, frames: Sequence, indices: Sequence[int], names: Sequence[str]) -> list[FrameResult]:
+        """One network call on frames of any sizes (each result comes back at its frame's size)."""
         rgb = [to_float_rgb(f, n) for f, n in zip(frames, names)]
         prob, depth = self.run_batch(resize_batch(rgb, self.input_size))
         return [
@@ -163,7 +164,7 @@ class Predictor:
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             frames = [np.asarray(data[i]) for i in chunk]
-            yield self._predict_frames(frames, chunk, [f"{source} frame {i}" for i in chunk])
+            yield self.predict_frames(frames, chunk, [f"{source} frame {i}" for i in chunk])
 
     def predict(self, data, indices: Iterable[int] | None = None) -> list[FrameResult]:
         """All results at once (for short stacks; stream long videos with ``iter_predict``)."""

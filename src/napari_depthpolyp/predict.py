@@ -8,9 +8,10 @@ Writes, under ``--out``::
     summary.json                per input and per frame: polyp present, area fraction, mean
                                 probability inside the mask, uncertainty (review the doubtful first)
 
-Frames of a folder or video go to ``masks/<input stem>/``. An unreadable or damaged input is
-reported in summary.json and in the exit code (2), and the other inputs are still processed; for a
-damaged video every frame decoded before the damage is kept.
+Frames of a folder or video go to ``masks/<input stem>/``. Images in a folder may differ in size.
+An unreadable or damaged input (or file in a folder) is reported in summary.json and in the exit
+code (2), and everything else is still processed; for a damaged video every frame decoded before
+the damage is kept.
 """
 
 from __future__ import annotations
@@ -20,7 +21,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .engine import Predictor
-from .io import InputError, read_input, write_depth, write_json, write_mask_png, write_overlay
+from .io import (
+    InputError,
+    is_video,
+    list_images,
+    read_image,
+    read_input,
+    write_depth,
+    write_json,
+    write_mask_png,
+    write_overlay,
+)
 from .models import now_iso
 
 
@@ -37,6 +48,72 @@ def _frame_record(result, name: str, rel: dict[str, str]) -> dict[str, Any]:
     }
 
 
+class _Writer:
+    """Writes one input's masks/depth/overlays and collects its per-frame records."""
+
+    def __init__(self, out: Path, sub: Path, overlay: bool, entry: dict):
+        self.out, self.sub, self.overlay, self.entry = out, sub, overlay, entry
+
+    def __call__(self, result, name: str, frame) -> None:
+        rel = {
+            "mask": str(Path("masks") / self.sub / f"{name}.png"),
+            "depth": str(Path("depth") / self.sub / f"{name}.png"),
+        }
+        write_mask_png(self.out / rel["mask"], result.mask)
+        write_depth(self.out / rel["depth"], result.depth)
+        if self.overlay:
+            rel["overlay"] = str(Path("overlay") / self.sub / f"{name}.jpg")
+            write_overlay(self.out / rel["overlay"], frame, result.mask)
+        self.entry["frames"].append(_frame_record(result, name, rel))
+
+
+def _predict_folder(path: Path, predictor: Predictor, write: _Writer, entry: dict, progress) -> None:
+    """Image folders are data sets, not videos: images may differ in size, and one unreadable file
+    is reported without stopping the others."""
+    files = list_images(path)
+    entry.update(kind="folder", n_frames=len(files), file_errors=[])
+    for start in range(0, len(files), predictor.batch_size):
+        batch = []
+        for i in range(start, min(start + predictor.batch_size, len(files))):
+            try:
+                batch.append((i, files[i], read_image(files[i])))
+            except (InputError, OSError) as exc:
+                entry["file_errors"].append({"file": str(files[i]), "error": str(exc)})
+        if not batch:
+            continue
+        try:
+            results = predictor.predict_frames([b[2] for b in batch], [b[0] for b in batch], [str(b[1]) for b in batch])
+        except ValueError:  # find the bad frame(s), keep the rest
+            results = []
+            for i, f, frame in batch:
+                try:
+                    results += predictor.predict_frames([frame], [i], [str(f)])
+                except ValueError as exc:
+                    entry["file_errors"].append({"file": str(f), "error": str(exc)})
+        frames = {i: (f, frame) for i, f, frame in batch}
+        for r in results:
+            f, frame = frames[r.index]
+            write(r, f.stem, frame)
+        if progress is not None:
+            progress(str(path), min(start + predictor.batch_size, len(files)), len(files))
+    if entry["file_errors"]:
+        entry.update(status="error", error=f"{len(entry['file_errors'])} of {len(files)} files could not be segmented")
+
+
+def _predict_stack(path: Path, predictor: Predictor, write: _Writer, entry: dict, progress) -> None:
+    stack = read_input(path)
+    entry.update(kind=stack.kind, n_frames=len(stack))
+    single = stack.kind == "image"
+    try:
+        for batch in predictor.iter_predict(stack, source=str(path)):
+            for r in batch:
+                write(r, path.stem if single else stack.frame_name(r.index), stack[r.index])
+            if progress is not None:
+                progress(str(path), len(entry["frames"]), len(stack))
+    finally:
+        stack.close()
+
+
 def predict_inputs(
     inputs: list[str | Path],
     out_dir: str | Path,
@@ -47,43 +124,20 @@ def predict_inputs(
 ) -> dict[str, Any]:
     """Run ``predictor`` over every input and write masks, depth (and overlays) + summary.json."""
     out = Path(out_dir)
-    summary: dict[str, Any] = {
-        "created": now_iso(),
-        "model": predictor.provenance(),
-        "inputs": [],
-    }
+    summary: dict[str, Any] = {"created": now_iso(), "model": predictor.provenance(), "inputs": []}
     for item in inputs:
         path = Path(item)
         entry: dict[str, Any] = {"input": str(path), "status": "ok", "frames": []}
         summary["inputs"].append(entry)
+        is_single = path.is_file() and not is_video(path)
+        write = _Writer(out, Path() if is_single else Path(path.stem), overlay, entry)
         try:
-            stack = read_input(path)
-        except (InputError, OSError) as exc:
-            entry.update(status="error", error=str(exc))
-            continue
-        entry.update(kind=stack.kind, n_frames=len(stack))
-        single = stack.kind == "image"
-        sub = Path() if single else Path(path.stem)
-        try:
-            for batch in predictor.iter_predict(stack, source=str(path)):
-                for r in batch:
-                    name = path.stem if single else stack.frame_name(r.index)
-                    rel = {
-                        "mask": str(Path("masks") / sub / f"{name}.png"),
-                        "depth": str(Path("depth") / sub / f"{name}.png"),
-                    }
-                    write_mask_png(out / rel["mask"], r.mask)
-                    write_depth(out / rel["depth"], r.depth)
-                    if overlay:
-                        rel["overlay"] = str(Path("overlay") / sub / f"{name}.jpg")
-                        write_overlay(out / rel["overlay"], stack[r.index], r.mask)
-                    entry["frames"].append(_frame_record(r, name, rel))
-                if progress is not None:
-                    progress(str(path), len(entry["frames"]), len(stack))
-        except (InputError, OSError, ValueError) as exc:
+            if path.is_dir():
+                _predict_folder(path, predictor, write, entry, progress)
+            else:
+                _predict_stack(path, predictor, write, entry, progress)
+        except (InputError, OSError, ValueError) as exc:  # unreadable, or damaged part-way
             entry.update(status="error", error=str(exc), frames_written=len(entry["frames"]))
-        finally:
-            stack.close()
     summary["n_frames"] = sum(len(e["frames"]) for e in summary["inputs"])
     summary["n_errors"] = sum(e["status"] != "ok" for e in summary["inputs"])
     write_json(out / "summary.json", summary)
