@@ -1,0 +1,627 @@
+"""The review state of a segmented frame stack, headless (numpy and the core only, no Qt or napari).
+
+A :class:`ReviewSession` holds, for the ``n`` frames of one source (a video, an image folder, a
+single image or an in-memory stack):
+
+* ``masks``        uint8 ``n×H×W`` (0 background, non-zero polyp) — the napari Labels layer shows
+                   this very array, so painting in napari edits the session in place;
+* ``status``       one of ``unreviewed`` / ``accepted`` / ``corrected`` / ``empty`` per frame;
+* ``probability``, ``depth``  the model's maps (see *Memory* below), allocated on the first prediction;
+* ``scores``       the review priority of each predicted frame (see *Uncertainty*), and its parts.
+
+Rules
+-----
+* **Reviewed frames are the user's.** Model output (a new prediction or a new threshold) only
+  changes the masks of *unreviewed* frames; accepted, corrected and empty frames keep their masks.
+  Painting on any frame marks it ``corrected``; "mark empty" clears the mask; "reset" goes back to
+  the model's proposal at the current threshold.
+* **Thresholding** is :func:`napari_depthpolyp.engine.apply_threshold` (``prob >= t``) on the stored
+  probability, never a new network run.
+* **Memory.** Probability and depth are stored as float32 while both stacks fit in
+  ``DEPTHPOLYP_FLOAT_MAPS_MB`` (default 512 MB); larger stacks store them as uint8 quantised with a
+  step of 1/255 (``q = round(p·255)``, read back as ``q/255``; thresholds then act on the quantised
+  value, an error of at most 1/510). The ``n×H×W`` arrays are allocated with ``np.zeros`` (lazily
+  committed pages), so only predicted frames use memory.
+* **Uncertainty** (higher = look first) is :func:`napari_depthpolyp.metrics.uncertainty_score`
+  computed on a thumbnail of the probability (longest side ≤ ``THUMB`` px, strided): mean binary
+  entropy, entropy along the mask boundary and, when ``temporal`` is on and the neighbouring frames
+  are predicted, disagreement with frames ``i-1`` and ``i+1``. The parts are kept for display.
+
+Autosave and resume
+-------------------
+:meth:`ReviewSession.save` writes to a sidecar folder, ``<source>.depthpolyp/`` beside the source
+(or under ``user_dir()/sessions`` when the source's folder is not writable or the frames have no
+file), or any folder given::
+
+    session.json        format, source (path, n_frames, frame_shape), threshold, the models that
+                        proposed masks, and every frame that is not unreviewed:
+                        {"12": {"status": "corrected", "mask": "masks/000012.png", "sha256": ..., "model": 0}}
+    masks/NNNNNN.png    0/255 mask of every accepted or corrected frame
+
+Every file is written atomically (temporary file, then rename); masks are written before the
+session.json that names them, and only masks that changed since the last save are rewritten.
+Nothing is written for a session without any reviewed frame. :meth:`ReviewSession.load` restores
+statuses and masks (the probability maps are not saved: run the model again for unreviewed frames).
+
+Export
+------
+:meth:`ReviewSession.export_plan` + :func:`iter_export` write the reviewed frames (images, masks,
+optional depth, provenance) through :class:`napari_depthpolyp.dataset.DatasetWriter`, the format the
+trainer reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .engine import apply_threshold
+from .metrics import boundary_uncertainty, mean_binary_entropy, temporal_disagreement, uncertainty_score
+
+__all__ = [
+    "STATUSES",
+    "ExportItem",
+    "Prediction",
+    "ReviewError",
+    "ReviewSession",
+    "choose_map_dtype",
+    "decode_map",
+    "encode_map",
+    "export_frames",
+    "find_sidecar",
+    "iter_export",
+    "iter_predictions",
+    "sidecar_for",
+    "thumbnail",
+]
+
+STATUSES = ("unreviewed", "accepted", "corrected", "empty")
+UNREVIEWED, ACCEPTED, CORRECTED, EMPTY = range(4)
+_WITH_MASK = (ACCEPTED, CORRECTED)  # statuses whose mask is kept in the sidecar
+FORMAT = "depthpolyp-review"
+VERSION = 1
+SESSION_FILE = "session.json"
+SIDECAR_SUFFIX = ".depthpolyp"
+THUMB = 128
+_DEFAULT_FLOAT_MAPS_MB = 512
+
+
+class ReviewError(ValueError):
+    """A session folder that cannot be read or does not belong to the frames at hand."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- maps
+def choose_map_dtype(n_frames: int, frame_shape: Sequence[int], budget_mb: float | None = None) -> np.dtype:
+    """float32 when probability + depth of the whole stack fit in the budget, else uint8 (1/255 steps)."""
+    if budget_mb is None:
+        budget_mb = float(os.environ.get("DEPTHPOLYP_FLOAT_MAPS_MB", _DEFAULT_FLOAT_MAPS_MB))
+    nbytes = 2 * 4 * int(n_frames) * int(np.prod(frame_shape))
+    return np.dtype(np.float32) if nbytes <= budget_mb * 2**20 else np.dtype(np.uint8)
+
+
+def encode_map(values: np.ndarray, dtype) -> np.ndarray:
+    """A float map in [0, 1] in the storage dtype (uint8: ``round(v·255)``)."""
+    values = np.asarray(values, dtype=np.float32)
+    if np.dtype(dtype) == np.uint8:
+        return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return values
+
+
+def decode_map(stored: np.ndarray) -> np.ndarray:
+    """A stored map back as float32 in [0, 1]."""
+    stored = np.asarray(stored)
+    if stored.dtype == np.uint8:
+        return stored.astype(np.float32) / np.float32(255.0)
+    return stored.astype(np.float32, copy=False)
+
+
+def thumbnail(prob: np.ndarray, size: int = THUMB) -> np.ndarray:
+    """A strided float32 copy of a probability map whose longest side is at most ``size``."""
+    prob = decode_map(prob)
+    step = max(1, int(np.ceil(max(prob.shape) / size)))
+    return np.ascontiguousarray(prob[::step, ::step])
+
+
+# ----------------------------------------------------------------------------- predictions
+@dataclass
+class Prediction:
+    """One predicted frame, ready to be stored: maps in the session's storage dtype and a thumbnail."""
+
+    index: int
+    probability: np.ndarray
+    depth: np.ndarray
+    thumb: np.ndarray
+
+
+def iter_predictions(predictor, data, indices: Iterable[int] | None, map_dtype, source: str = "stack") -> Iterator[list[Prediction]]:
+    """The compute generator behind the segment widget (it runs in a worker thread): one list of
+    :class:`Prediction` per batch of :meth:`Predictor.iter_predict`, so a consumer can stop it
+    between batches and show results as they come."""
+    for batch in predictor.iter_predict(data, indices, source=source):
+        yield [
+            Prediction(r.index, encode_map(r.probability, map_dtype), encode_map(r.depth, map_dtype), thumbnail(r.probability))
+            for r in batch
+        ]
+
+
+# ----------------------------------------------------------------------------- sidecar folders
+def _safe(name: str) -> str:
+    name = re.sub(r'[^\w.+\- ]+', "_", str(name)).strip(" .") or "frames"
+    return name[:120]
+
+
+def _fallback_folder(source: Path | None, name: str) -> Path:
+    from .paths import user_dir
+
+    if source is None:
+        return user_dir() / "sessions" / f"{_safe(name)}{SIDECAR_SUFFIX}"
+    digest = hashlib.sha1(str(source.resolve()).encode("utf-8")).hexdigest()[:10]
+    return user_dir() / "sessions" / f"{_safe(source.name)}-{digest}{SIDECAR_SUFFIX}"
+
+
+def sidecar_for(source: str | os.PathLike | None, name: str = "frames") -> Path:
+    """Where a session of ``source`` autosaves: ``<source>.depthpolyp`` beside it when that folder
+    is writable, else a folder under ``user_dir()/sessions`` (also for frames without a file)."""
+    if not source:
+        return _fallback_folder(None, name)
+    source = Path(source)
+    beside = source.parent / f"{source.name}{SIDECAR_SUFFIX}"
+    if beside.is_dir() or os.access(source.parent, os.W_OK):
+        return beside
+    return _fallback_folder(source, name)
+
+
+def find_sidecar(source: str | os.PathLike | None, name: str = "frames") -> Path | None:
+    """An existing session folder of ``source`` (beside it or in the fallback place), or None."""
+    candidates = [_fallback_folder(None, name)] if not source else [
+        Path(source).parent / f"{Path(source).name}{SIDECAR_SUFFIX}", _fallback_folder(Path(source), name)
+    ]
+    for folder in candidates:
+        if (folder / SESSION_FILE).is_file():
+            return folder
+    return None
+
+
+def _mask_digest(mask: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(mask != 0).tobytes(), digest_size=16).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the session
+class ReviewSession:
+    """Review state of ``n_frames`` frames of size ``frame_shape`` (H, W). See the module docstring."""
+
+    def __init__(
+        self,
+        n_frames: int,
+        frame_shape: Sequence[int],
+        *,
+        source: str | os.PathLike | None = None,
+        name: str = "frames",
+        folder: str | os.PathLike | None = None,
+        threshold: float = 0.5,
+        map_dtype=None,
+        temporal: bool = True,
+        frame_names: Sequence[str] | None = None,
+    ):
+        if n_frames < 1 or len(frame_shape) != 2:
+            raise ReviewError(f"a session needs at least one frame of shape (H, W), got {n_frames} × {tuple(frame_shape)}")
+        self.n = int(n_frames)
+        self.shape = (int(frame_shape[0]), int(frame_shape[1]))
+        self.source = str(source) if source else None
+        self.name = str(name)
+        self.folder = Path(folder) if folder else sidecar_for(self.source, self.name)
+        self.threshold = float(threshold)
+        self.temporal = bool(temporal)
+        self.frame_names = list(frame_names) if frame_names is not None else None
+        self.map_dtype = np.dtype(map_dtype) if map_dtype is not None else choose_map_dtype(self.n, self.shape)
+        self.status = np.zeros(self.n, np.uint8)
+        self.masks = np.zeros((self.n, *self.shape), np.uint8)
+        self.predicted = np.zeros(self.n, bool)
+        self.probability: np.ndarray | None = None
+        self.depth: np.ndarray | None = None
+        self.models: list[dict[str, Any]] = []  # provenance of each model that proposed masks
+        self.frame_model = np.full(self.n, -1, np.int16)
+        self.entropy = np.full(self.n, np.nan, np.float32)
+        self.boundary = np.full(self.n, np.nan, np.float32)
+        self.disagreement = np.full(self.n, np.nan, np.float32)
+        self.scores = np.full(self.n, np.nan, np.float32)
+        self.created = _now()
+        self.load_warnings: list[str] = []
+        self._thumbs: dict[int, np.ndarray] = {}
+        self._saved: dict[int, str] = {}  # frame -> digest of the mask last written
+        self._edited: set[int] = set()  # frames painted in this session (undo may change them at any time)
+        self._dirty = False
+
+    # -- status ---------------------------------------------------------------------------------
+    def status_of(self, i: int) -> str:
+        return STATUSES[self.status[self._check(i)]]
+
+    def counts(self) -> dict[str, int]:
+        found = np.bincount(self.status, minlength=len(STATUSES))
+        return {s: int(found[k]) for k, s in enumerate(STATUSES)}
+
+    @property
+    def reviewed(self) -> int:
+        return int(np.count_nonzero(self.status != UNREVIEWED))
+
+    def _check(self, i: int) -> int:
+        i = int(i)
+        if not 0 <= i < self.n:
+            raise IndexError(f"frame {i} is outside 0..{self.n - 1}")
+        return i
+
+    def _set(self, i: int, code: int) -> None:
+        if self.status[i] != code:
+            self.status[i] = code
+            self._dirty = True
+
+    def mark_corrected(self, i: int) -> None:
+        """The user edited frame ``i`` (painting, erasing, filling)."""
+        i = self._check(i)
+        self._edited.add(i)
+        self._set(i, CORRECTED)
+
+    def accept(self, i: int) -> None:
+        """The proposal of frame ``i`` is right. A corrected frame stays corrected."""
+        i = self._check(i)
+        if self.status[i] != CORRECTED:
+            self._set(i, ACCEPTED)
+
+    def mark_empty(self, i: int) -> None:
+        """Frame ``i`` shows no polyp: its mask is cleared."""
+        i = self._check(i)
+        self.masks[i] = 0
+        self._set(i, EMPTY)
+
+    def reset(self, i: int) -> None:
+        """Back to unreviewed, with the model's proposal at the current threshold (or an empty mask)."""
+        i = self._check(i)
+        self.masks[i] = self.proposal(i)
+        self._edited.discard(i)
+        self._set(i, UNREVIEWED)
+
+    # -- predictions and threshold --------------------------------------------------------------
+    def _allocate(self) -> None:
+        if self.probability is None:
+            self.probability = np.zeros((self.n, *self.shape), self.map_dtype)
+            self.depth = np.zeros((self.n, *self.shape), self.map_dtype)
+
+    def add_model(self, provenance: dict[str, Any]) -> int:
+        """Register the provenance of a model (or return the index of the same one)."""
+        prov = {k: v for k, v in provenance.items() if k not in ("threshold", "path")}
+        for k, known in enumerate(self.models):
+            if known == prov:
+                return k
+        self.models.append(prov)
+        self._dirty = True
+        return len(self.models) - 1
+
+    def add_predictions(self, predictions: Iterable[Prediction], model: int = -1) -> list[int]:
+        """Store predictions; the masks of unreviewed frames become the proposals. Returns the
+        indices stored. ``model``: index from :meth:`add_model`."""
+        self._allocate()
+        done = []
+        for p in predictions:
+            i = self._check(p.index)
+            if p.probability.shape != self.shape:
+                raise ReviewError(f"frame {i}: prediction of shape {p.probability.shape}, session frames are {self.shape}")
+            self.probability[i] = p.probability
+            self.depth[i] = p.depth
+            self._thumbs[i] = p.thumb
+            self.predicted[i] = True
+            self.frame_model[i] = model
+            if self.status[i] == UNREVIEWED:
+                self.masks[i] = apply_threshold(decode_map(p.probability), self.threshold)
+            done.append(i)
+        self._rescore({j for i in done for j in (i - 1, i, i + 1)})
+        return done
+
+    def proposal(self, i: int) -> np.ndarray:
+        """The model's mask of frame ``i`` at the current threshold (all zeros if not predicted)."""
+        i = self._check(i)
+        if not self.predicted[i]:
+            return np.zeros(self.shape, np.uint8)
+        return apply_threshold(decode_map(self.probability[i]), self.threshold).astype(np.uint8)
+
+    def set_threshold(self, threshold: float) -> list[int]:
+        """Re-threshold the stored probability of every *unreviewed* predicted frame (reviewed frames
+        keep their masks) and re-rank. Returns the frames whose mask was recomputed."""
+        threshold = float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        if threshold != self.threshold:
+            self._dirty = True
+        self.threshold = threshold
+        frames = [int(i) for i in np.flatnonzero(self.predicted & (self.status == UNREVIEWED))]
+        for i in frames:
+            self.masks[i] = apply_threshold(decode_map(self.probability[i]), threshold)
+        self._rescore(self._thumbs.keys())
+        return frames
+
+    def depth_of(self, i: int) -> np.ndarray | None:
+        i = self._check(i)
+        return decode_map(self.depth[i]) if self.predicted[i] else None
+
+    # -- uncertainty ----------------------------------------------------------------------------
+    def _rescore(self, frames: Iterable[int]) -> None:
+        for i in sorted(frames):
+            thumb = self._thumbs.get(i)
+            if thumb is None:
+                continue
+            neighbours = [self._thumbs[j] for j in (i - 1, i + 1) if self.temporal and j in self._thumbs]
+            self.entropy[i] = mean_binary_entropy(thumb)
+            self.boundary[i] = boundary_uncertainty(thumb, self.threshold)
+            self.disagreement[i] = temporal_disagreement(thumb, neighbours) if neighbours else np.nan
+            self.scores[i] = uncertainty_score(thumb, self.threshold, neighbours or None)
+
+    def ranking(self, *, unreviewed_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+        """Predicted frames from most to least uncertain: index, score, its parts and the status."""
+        ok = ~np.isnan(self.scores)
+        if unreviewed_only:
+            ok &= self.status == UNREVIEWED
+        idx = np.flatnonzero(ok)
+        order = idx[np.lexsort((idx, -self.scores[idx]))]
+        if limit is not None:
+            order = order[:limit]
+        return [
+            {
+                "index": int(i),
+                "score": float(self.scores[i]),
+                "entropy": float(self.entropy[i]),
+                "boundary": float(self.boundary[i]),
+                "temporal": None if np.isnan(self.disagreement[i]) else float(self.disagreement[i]),
+                "status": STATUSES[self.status[i]],
+            }
+            for i in order
+        ]
+
+    # -- navigation -----------------------------------------------------------------------------
+    def _unreviewed_from(self, current: int, step: int) -> int | None:
+        todo = np.flatnonzero(self.status == UNREVIEWED)
+        if todo.size == 0:
+            return None
+        if step > 0:
+            after = todo[todo > current]
+            return int(after[0] if after.size else todo[0])
+        before = todo[todo < current]
+        return int(before[-1] if before.size else todo[-1])
+
+    def next_unreviewed(self, current: int) -> int | None:
+        """The next unreviewed frame after ``current`` (wrapping around), None when all are reviewed."""
+        return self._unreviewed_from(int(current), +1)
+
+    def prev_unreviewed(self, current: int) -> int | None:
+        return self._unreviewed_from(int(current), -1)
+
+    def next_most_uncertain(self, current: int | None = None) -> int | None:
+        """The most uncertain unreviewed frame; from a frame of that ranking, the one after it."""
+        order = [r["index"] for r in self.ranking(unreviewed_only=True)]
+        if not order:
+            return None
+        if current is not None and int(current) in order:
+            return order[(order.index(int(current)) + 1) % len(order)]
+        return order[0]
+
+    # -- names ----------------------------------------------------------------------------------
+    def frame_name(self, i: int) -> str:
+        """A file-name stem for frame ``i``: the source file's stem for folders and single images,
+        else ``<source stem>_<index>``."""
+        i = self._check(i)
+        if self.frame_names is not None:
+            return _safe(self.frame_names[i])
+        stem = _safe(Path(self.source).stem if self.source else self.name)
+        return stem if self.n == 1 and self.source else f"{stem}_{i:06d}"
+
+    # -- autosave -------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        frames = {}
+        for i in np.flatnonzero(self.status != UNREVIEWED):
+            i = int(i)
+            entry: dict[str, Any] = {"status": STATUSES[self.status[i]]}
+            if self.status[i] in _WITH_MASK:
+                entry["mask"] = f"masks/{i:06d}.png"
+            if self.frame_model[i] >= 0:
+                entry["model"] = int(self.frame_model[i])
+            frames[str(i)] = entry
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "created": self.created,
+            "saved": _now(),
+            "source": {"path": self.source, "name": self.name, "n_frames": self.n, "frame_shape": list(self.shape)},
+            "threshold": self.threshold,
+            "temporal": self.temporal,
+            "models": self.models,
+            "counts": self.counts(),
+            "frames": frames,
+        }
+
+    @property
+    def needs_save(self) -> bool:
+        return self._dirty or bool(self._edited)
+
+    def save(self, folder: str | os.PathLike | None = None, *, force: bool = False) -> bool:
+        """Write what changed since the last save (see the module docstring). Returns True if
+        anything was written. Cheap when nothing changed: only masks painted in this session are
+        hashed again (an undo in napari changes a mask without any other event)."""
+        from .io.atomic import write_json
+        from .io.writers import write_mask_png
+
+        if folder is not None and Path(folder) != self.folder:
+            self.folder = Path(folder)
+            self._saved = {}
+            self._dirty = True
+        if not (force or self.needs_save):
+            return False
+        if not force and self.reviewed == 0 and not (self.folder / SESSION_FILE).is_file():
+            return False  # nothing worth keeping yet: do not litter the source's folder
+        wrote = False
+        keep: dict[int, str] = {}
+        for i in np.flatnonzero(np.isin(self.status, _WITH_MASK)):
+            i = int(i)
+            old = self._saved.get(i)
+            if old is not None and i not in self._edited:
+                keep[i] = old
+                continue
+            digest = _mask_digest(self.masks[i])
+            path = self.folder / "masks" / f"{i:06d}.png"
+            if digest != old or not path.is_file():
+                write_mask_png(path, self.masks[i] != 0)
+                wrote = True
+            keep[i] = digest
+        stale = set(self._saved) - set(keep)
+        if wrote or stale or self._dirty or force:
+            write_json(self.folder / SESSION_FILE, self.to_json())
+            wrote = True
+            for i in stale:
+                (self.folder / "masks" / f"{i:06d}.png").unlink(missing_ok=True)
+        self._saved = keep
+        self._dirty = False
+        return wrote
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | os.PathLike,
+        *,
+        expect: tuple[int, Sequence[int]] | None = None,
+        **kwargs,
+    ) -> "ReviewSession":
+        """Read a session folder. ``expect=(n_frames, (H, W))`` refuses a session of other frames.
+        Frames whose mask file is missing or unreadable come back unreviewed, listed in
+        ``load_warnings``. ``kwargs`` go to the constructor (e.g. ``map_dtype``, ``frame_names``)."""
+        from .io.images import read_mask
+
+        folder = Path(folder)
+        path = folder / SESSION_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ReviewError(f"{path}: cannot read the review session ({exc})") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ReviewError(f"{path} is not a {FORMAT} session")
+        if data.get("version") != VERSION:
+            raise ReviewError(f"{path}: session version {data.get('version')!r}; this version reads {VERSION}")
+        src = data.get("source") or {}
+        try:
+            n, shape = int(src["n_frames"]), tuple(int(v) for v in src["frame_shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReviewError(f"{path}: the source entry lacks n_frames / frame_shape") from exc
+        if expect is not None and (n, shape) != (int(expect[0]), tuple(int(v) for v in expect[1])):
+            raise ReviewError(
+                f"{path} belongs to {n} frames of {shape[1]}×{shape[0]} px, not to these "
+                f"{expect[0]} frames of {expect[1][1]}×{expect[1][0]} px"
+            )
+        kwargs.setdefault("source", src.get("path"))
+        kwargs.setdefault("name", src.get("name") or "frames")
+        session = cls(n, shape, folder=folder, threshold=float(data.get("threshold", 0.5)),
+                      temporal=bool(data.get("temporal", True)), **kwargs)
+        session.created = data.get("created", session.created)
+        session.models = list(data.get("models") or [])
+        for key, entry in (data.get("frames") or {}).items():
+            try:
+                i = session._check(int(key))
+                code = STATUSES.index(entry["status"])
+            except (ValueError, KeyError, IndexError, TypeError):
+                session.load_warnings.append(f"frame {key!r}: unreadable entry {entry!r}, ignored")
+                continue
+            if code in _WITH_MASK:
+                try:
+                    mask = read_mask(folder / entry.get("mask", f"masks/{i:06d}.png"))
+                except Exception as exc:  # noqa: BLE001 - any unreadable file: keep the others
+                    session.load_warnings.append(f"frame {i}: mask not restored ({exc}); it is unreviewed again")
+                    continue
+                if mask.shape != shape:
+                    session.load_warnings.append(f"frame {i}: mask is {mask.shape}, frames are {shape}; ignored")
+                    continue
+                session.masks[i] = mask
+                session._saved[i] = _mask_digest(mask)
+            session.status[i] = code
+            model = entry.get("model")
+            if isinstance(model, int) and 0 <= model < len(session.models):
+                session.frame_model[i] = model
+        session._dirty = bool(session.load_warnings)
+        return session
+
+    # -- export ---------------------------------------------------------------------------------
+    def export_plan(self, statuses: Iterable[str] = ("accepted", "corrected"), include_depth: bool = True) -> list["ExportItem"]:
+        """A snapshot (copies) of the frames to export, safe to write from another thread."""
+        codes = [STATUSES.index(s) for s in statuses]
+        items = []
+        for i in np.flatnonzero(np.isin(self.status, codes)):
+            i = int(i)
+            model = self.models[self.frame_model[i]] if self.frame_model[i] >= 0 else None
+            items.append(ExportItem(
+                index=i,
+                name=self.frame_name(i),
+                status=STATUSES[self.status[i]],
+                mask=self.masks[i] != 0,
+                depth=self.depth_of(i) if include_depth else None,
+                proposed_by={**model, "threshold": self.threshold} if model else None,
+            ))
+        return items
+
+
+@dataclass
+class ExportItem:
+    index: int
+    name: str
+    status: str
+    mask: np.ndarray
+    depth: np.ndarray | None
+    proposed_by: dict[str, Any] | None
+
+
+def iter_export(
+    plan: Sequence[ExportItem],
+    get_image: Callable[[int], np.ndarray],
+    root: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    source_file: str | None = None,
+) -> Iterator[tuple[int, int]]:
+    """Write ``plan`` as a dataset folder (DatasetWriter: atomic files, manifest with provenance),
+    yielding ``(done, total)`` after each frame; the generator's return value is the writer's
+    report plus ``"frames"`` (the exported frame indices). Raises DatasetError on a non-empty
+    folder unless ``overwrite``."""
+    from .dataset import DatasetWriter
+
+    if not plan:
+        raise ReviewError("nothing to export: no frame has a status to export yet")
+    writer = DatasetWriter(root, overwrite=overwrite)
+    names: set[str] = set()
+    for done, item in enumerate(plan, 1):
+        name = item.name
+        while name.lower() in names:  # two frames with the same stem (never from one source)
+            name = f"{name}_{item.index:06d}"
+        names.add(name.lower())
+        writer.add(
+            name, np.asarray(get_image(item.index)), item.mask, item.depth,
+            source_file=source_file, frame_index=item.index, status=item.status, proposed_by=item.proposed_by,
+        )
+        yield done, len(plan)
+    report = writer.close()
+    report["frames"] = [item.index for item in plan]
+    return report
+
+
+def export_frames(plan: Sequence[ExportItem], get_image: Callable[[int], np.ndarray], root, **kwargs) -> dict:
+    """:func:`iter_export` run to the end; returns its report."""
+    gen = iter_export(plan, get_image, root, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

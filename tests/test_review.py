@@ -1,0 +1,235 @@
+"""The headless review state: statuses, thresholds, ranking, navigation, autosave/resume, export."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from napari_depthpolyp.dataset import Dataset, DatasetError
+from napari_depthpolyp.review import (
+    Prediction,
+    ReviewError,
+    ReviewSession,
+    choose_map_dtype,
+    decode_map,
+    encode_map,
+    export_frames,
+    find_sidecar,
+    iter_predictions,
+    sidecar_for,
+    thumbnail,
+)
+
+H, W = 40, 50
+
+
+def blob(cy, cx, r=10, soft=0.9, shape=(H, W)):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    d = np.hypot(yy - cy, xx - cx)
+    return np.clip(soft * (1.0 - d / (2 * r)) + 0.05, 0, 1).astype(np.float32)
+
+
+def pred(i, prob, dtype=np.float32):
+    return Prediction(i, encode_map(prob, dtype), encode_map(prob * 0.5, dtype), thumbnail(prob))
+
+
+def make_session(tmp_path, n=6, **kw):
+    s = ReviewSession(n, (H, W), source=tmp_path / "clip.mp4", threshold=0.5, **kw)
+    s.add_predictions([pred(i, blob(20, 10 + 5 * i)) for i in range(n)], model=s.add_model({"model": "m", "version": "1", "sha256": "ab"}))
+    return s
+
+
+def test_predictions_fill_unreviewed_masks_and_rethreshold_spares_reviewed(tmp_path):
+    s = make_session(tmp_path)
+    assert s.counts() == {"unreviewed": 6, "accepted": 0, "corrected": 0, "empty": 0}
+    np.testing.assert_array_equal(s.masks[2], blob(20, 20) >= 0.5)
+    s.masks[1, :5, :5] = 1  # a user's stroke
+    s.mark_corrected(1)
+    s.accept(2)
+    s.mark_empty(3)
+    corrected, accepted = s.masks[1].copy(), s.masks[2].copy()
+    changed = s.set_threshold(0.2)
+    assert sorted(changed) == [0, 4, 5]
+    np.testing.assert_array_equal(s.masks[1], corrected)
+    np.testing.assert_array_equal(s.masks[2], accepted)
+    assert not s.masks[3].any()
+    np.testing.assert_array_equal(s.masks[0], blob(20, 10) >= 0.2)
+    # a new prediction never overwrites a reviewed frame either
+    s.add_predictions([pred(1, np.zeros((H, W), np.float32))])
+    np.testing.assert_array_equal(s.masks[1], corrected)
+    assert s.status_of(1) == "corrected"
+    s.accept(1)
+    assert s.status_of(1) == "corrected"  # accepting a corrected frame keeps "corrected"
+    s.reset(1)
+    assert s.status_of(1) == "unreviewed" and not s.masks[1].any()  # proposal of the all-zero prediction
+
+
+def test_quantised_maps_threshold_within_one_step():
+    assert choose_map_dtype(10, (100, 100)) == np.float32
+    assert choose_map_dtype(300, (576, 720), budget_mb=512) == np.uint8
+    p = np.linspace(0, 1, 1001, dtype=np.float32)
+    q = decode_map(encode_map(p, np.uint8))
+    assert q.dtype == np.float32 and np.abs(q - p).max() <= 0.5 / 255 + 1e-7
+    s = ReviewSession(1, (1, 1001), map_dtype=np.uint8, threshold=0.5)
+    s.add_predictions([Prediction(0, encode_map(p[None], np.uint8), encode_map(p[None], np.uint8), thumbnail(p[None]))])
+    assert s.probability.dtype == np.uint8
+    disagree = s.masks[0, 0].astype(bool) != (p >= 0.5)
+    assert np.all(np.abs(p[disagree] - 0.5) <= 0.5 / 255 + 1e-7)
+
+
+def test_ranking_combines_entropy_boundary_and_neighbours():
+    s = ReviewSession(5, (H, W), threshold=0.5)
+    sure = (blob(20, 25, soft=2.0) > 0.5).astype(np.float32) * 0.98 + 0.01
+    s.add_predictions([pred(i, sure) for i in (0, 1, 3, 4)])
+    s.add_predictions([pred(2, np.full((H, W), 0.5, np.float32))])  # maximally unsure, and unlike its neighbours
+    rank = s.ranking()
+    assert rank[0]["index"] == 2 and rank[0]["temporal"] > 0.3
+    assert rank[0]["score"] > rank[-1]["score"]
+    assert {r["index"] for r in rank} == set(range(5))
+    assert s.next_most_uncertain() == 2
+    s.accept(2)
+    assert 2 not in [r["index"] for r in s.ranking(unreviewed_only=True)]
+    no_time = ReviewSession(5, (H, W), threshold=0.5, temporal=False)
+    no_time.add_predictions([pred(i, sure) for i in range(5)])
+    assert all(r["temporal"] is None for r in no_time.ranking())
+
+
+def test_navigation_wraps_and_skips_reviewed():
+    s = ReviewSession(6, (H, W))
+    for i in (1, 2, 4):
+        s.accept(i)
+    assert s.next_unreviewed(0) == 3
+    assert s.next_unreviewed(5) == 0
+    assert s.prev_unreviewed(3) == 0
+    assert s.prev_unreviewed(0) == 5
+    for i in (0, 3, 5):
+        s.mark_empty(i)
+    assert s.next_unreviewed(0) is None and s.next_most_uncertain(0) is None
+
+
+def test_next_most_uncertain_steps_through_the_ranking(tmp_path):
+    s = make_session(tmp_path)
+    order = [r["index"] for r in s.ranking(unreviewed_only=True)]
+    seen = [s.next_most_uncertain(None)]
+    for _ in range(len(order) - 1):
+        seen.append(s.next_most_uncertain(seen[-1]))
+    assert seen == order
+
+
+def test_autosave_resume_round_trip(tmp_path):
+    s = make_session(tmp_path)
+    assert s.folder == tmp_path / "clip.mp4.depthpolyp" == sidecar_for(tmp_path / "clip.mp4")
+    assert not s.save() and not s.folder.exists()  # nothing reviewed: nothing written
+    s.masks[1, 0:8, 0:8] = 1
+    s.mark_corrected(1)
+    s.accept(4)
+    s.mark_empty(5)
+    assert s.save()
+    assert find_sidecar(tmp_path / "clip.mp4") == s.folder
+    assert sorted(p.name for p in (s.folder / "masks").iterdir()) == ["000001.png", "000004.png"]
+    assert not any(p.name.startswith(".") for p in s.folder.rglob("*"))  # no temporary files left
+    data = json.loads((s.folder / "session.json").read_text())
+    assert data["frames"]["1"] == {"status": "corrected", "mask": "masks/000001.png", "model": 0}
+    assert data["frames"]["5"] == {"status": "empty", "model": 0}
+    assert data["models"] == [{"model": "m", "version": "1", "sha256": "ab"}]
+    assert not s.save()  # unchanged: nothing rewritten
+    s.masks[1, 30:, 30:] = 1  # an edit without an event (napari's undo/redo): found by the hash
+    assert s.save()
+
+    back = ReviewSession.load(s.folder, expect=(6, (H, W)))
+    assert [back.status_of(i) for i in range(6)] == [s.status_of(i) for i in range(6)]
+    np.testing.assert_array_equal(back.masks[1], s.masks[1])
+    np.testing.assert_array_equal(back.masks[4], s.masks[4])
+    assert back.threshold == 0.5 and back.source == str(tmp_path / "clip.mp4") and back.models == s.models
+    assert not back.needs_save and not back.load_warnings
+    with pytest.raises(ReviewError, match="not to these"):
+        ReviewSession.load(s.folder, expect=(7, (H, W)))
+
+    back.reset(4)  # a frame leaves the saved set: its mask file goes
+    assert back.save()
+    assert not (s.folder / "masks" / "000004.png").exists()
+    assert json.loads((s.folder / "session.json").read_text())["counts"]["accepted"] == 0
+
+
+def test_load_survives_a_missing_mask_and_rejects_other_files(tmp_path):
+    s = make_session(tmp_path)
+    s.accept(0)
+    s.accept(1)
+    s.save()
+    (s.folder / "masks" / "000000.png").unlink()
+    back = ReviewSession.load(s.folder)
+    assert back.status_of(0) == "unreviewed" and back.status_of(1) == "accepted"
+    assert back.load_warnings and "frame 0" in back.load_warnings[0]
+    (s.folder / "session.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ReviewError, match="not a depthpolyp-review"):
+        ReviewSession.load(s.folder)
+
+
+def test_sidecar_falls_back_to_user_dir_without_a_writable_source(tmp_path):
+    folder = sidecar_for(None, "my layer")
+    assert folder.name == "my layer.depthpolyp" and "sessions" in folder.parts
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        assert "sessions" in sidecar_for(ro / "clip.mp4").parts
+    finally:
+        os.chmod(ro, 0o755)
+
+
+def test_export_writes_reviewed_frames_with_provenance(tmp_path):
+    s = make_session(tmp_path)
+    s.masks[1, :6, :6] = 1
+    s.mark_corrected(1)
+    s.accept(2)
+    s.mark_empty(3)
+    images = np.random.default_rng(0).integers(0, 255, (6, H, W, 3), dtype=np.uint8)
+    out = tmp_path / "export"
+    report = export_frames(s.export_plan(), images.__getitem__, out, source_file=s.source)
+    assert report["n_frames"] == 2 and report["frames"] == [1, 2]
+    assert report["statuses"]["corrected"] == 1 and report["statuses"]["accepted"] == 1
+    ds = Dataset.open(out)
+    assert ds.names == ["clip_000001", "clip_000002"]
+    image, mask, depth = ds.load(0)
+    np.testing.assert_array_equal(image, images[1])
+    np.testing.assert_array_equal(mask, s.masks[1] != 0)
+    np.testing.assert_allclose(depth, s.depth_of(1), atol=1 / 65535)
+    info = ds.frame_info("clip_000001")
+    assert info["status"] == "corrected" and info["source"] == {"file": s.source, "frame_index": 1}
+    assert info["proposed_by"]["model"] == "m" and info["proposed_by"]["threshold"] == 0.5
+    with pytest.raises(DatasetError, match="not empty"):
+        export_frames(s.export_plan(), images.__getitem__, out)
+    report = export_frames(s.export_plan(("accepted", "corrected", "empty"), include_depth=False),
+                           images.__getitem__, out, overwrite=True)
+    assert report["n_frames"] == 3 and Dataset.open(out).samples[0].depth is None
+    with pytest.raises(ReviewError, match="nothing to export"):
+        export_frames([], images.__getitem__, tmp_path / "none")
+
+
+def test_frame_names():
+    assert ReviewSession(3, (H, W), source="/d/clip.mp4").frame_name(2) == "clip_000002"
+    assert ReviewSession(1, (H, W), source="/d/img.jpg").frame_name(0) == "img"
+    assert ReviewSession(2, (H, W), frame_names=["a", "b/c"]).frame_name(1) == "b_c"
+    assert ReviewSession(2, (H, W), name="my: layer").frame_name(0) == "my_ layer_000000"
+
+
+class _FakePredictor:
+    def iter_predict(self, data, indices=None, source="stack"):
+        from napari_depthpolyp.engine import FrameResult
+
+        order = list(range(len(data)) if indices is None else indices)
+        for s in range(0, len(order), 2):
+            yield [FrameResult(i, np.full(data.shape[1:3], 0.7, np.float32), np.zeros(data.shape[1:3], np.float32), 0.5)
+                   for i in order[s : s + 2]]
+
+
+def test_iter_predictions_yields_per_batch():
+    data = np.zeros((5, H, W, 3), np.uint8)
+    batches = list(iter_predictions(_FakePredictor(), data, [0, 2, 3], np.uint8))
+    assert [[p.index for p in b] for b in batches] == [[0, 2], [3]]
+    assert batches[0][0].probability.dtype == np.uint8 and batches[0][0].thumb.dtype == np.float32
