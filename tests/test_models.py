@@ -102,3 +102,11 @@ def test_registry_lists_and_resolves_user_models(model_dir):
 def test_a_model_is_never_overwritten(model_dir):
     with pytest.raises(ModelError, match="never overwritten"):
         write_model(model_dir.path, DepthPolyp().state_dict(), ModelCard(name="x", version="1"))
+
+
+def test_export_leaves_the_network_in_its_mode(tmp_path):
+    from napari_depthpolyp.models import export_onnx_model
+
+    net = DepthPolyp().eval()
+    export_onnx_model(net, tmp_path / "m.onnx", ModelCard(name="x", version="0"))
+    assert not any(m.training for m in net.modules())

@@ -210,7 +210,10 @@ def export_onnx_model(net, out_path: str | os.PathLike, card: ModelCard | None =
     from .model import INPUT_SIZE, ProbabilityWrapper
 
     size = card.input_size if card else [INPUT_SIZE, INPUT_SIZE]
-    wrapper = ProbabilityWrapper(net.eval())
+    # eval() on the wrapper too: the exporter restores the wrapper's mode afterwards, recursively,
+    # and a wrapper left in training mode would switch the caller's network to training mode.
+    was_training = net.training
+    wrapper = ProbabilityWrapper(net).eval()
     dummy = torch.rand(1, 3, *size)
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp, torch.inference_mode():
@@ -231,6 +234,7 @@ def export_onnx_model(net, out_path: str | os.PathLike, card: ModelCard | None =
             onnx.helper.set_model_props(model, {"depthpolyp_card": json.dumps(meta)})
         model.producer_name = "napari-depthpolyp"
         onnx.save(model, str(tmp))
+    net.train(was_training)
     return out_path
 
 

@@ -353,9 +353,9 @@ class Trainer:
                 state["step"] += 1
                 nb += 1
                 for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
                 say({"event": "batch", "epoch": epoch, "batch": state["batch"], "batches": spe,
-                     "loss": float(losses["total"]), "lr": lr})
+                     "loss": float(losses["total"].detach()), "lr": lr})
                 if stop():
                     checkpoint()
                     say({"event": "cancelled", **state})

@@ -1,0 +1,138 @@
+"""Inference speed of DepthPolyp on this CPU: torch eager, torch channels_last + inference_mode, and
+ONNX Runtime, at batch 1 and 8, 224x224, fp32; plus end-to-end ``predict`` on a real video made from
+a CVC-ClinicDB sequence (../shared/data).
+
+    python benchmarks/bench_inference.py [--model M] [--json OUT] [--seconds 5]
+
+Prints params, MACs and frames/s. Without a trained model (``--model``, or the bundled default)
+the speed figures use an untrained network, which runs at the same speed; the script says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_depthpolyp.model import DepthPolyp, count_macs, count_parameters
+from napari_depthpolyp.models import ModelCard, NoModelError, export_onnx_model, resolve_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DEPTHPOLYP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def rate(fn, batch: int, seconds: float) -> float:
+    for _ in range(3):
+        fn()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    return n * batch / (time.perf_counter() - t0)
+
+
+def make_cvc_video(out: Path, sequence: int = 1) -> Path:
+    import csv
+
+    from napari_depthpolyp.io import make_video, read_image
+
+    cvc = SHARED / "cvc-clinicdb"
+    with open(cvc / "sequences.csv") as fh:
+        frames = [int(r["frame"]) for r in csv.DictReader(fh) if int(r["sequence"]) == sequence]
+    make_video((read_image(cvc / "images" / f"{f}.png") for f in sorted(frames)), out, fps=25)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model")
+    ap.add_argument("--json")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    try:
+        model = resolve_model(args.model)
+        net = model.load_torch()
+        onnx_path = model.onnx_path
+        label = model.id
+    except NoModelError:
+        model = None
+        net = DepthPolyp().eval()
+        tmp = Path(tempfile.mkdtemp())
+        onnx_path = export_onnx_model(net, tmp / "model.onnx", ModelCard(name="untrained", version="0"))
+        label = "untrained network (no trained model available; speed is the same)"
+
+    res: dict = {"model": label, "params": count_parameters(net), "macs": count_macs(net),
+                 "macs_executed": count_macs(net, executed=True), "threads": args.threads,
+                 "cpu": os.cpu_count(), "torch": torch.__version__}
+    import onnxruntime as ort
+
+    res["onnxruntime"] = ort.__version__
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = args.threads
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    cl = DepthPolyp().eval()
+    cl.load_state_dict(net.state_dict())
+    cl = cl.to(memory_format=torch.channels_last)
+
+    for b in (1, 8):
+        x = torch.rand(b, 3, 224, 224)
+        xn = x.numpy()
+        xc = x.contiguous(memory_format=torch.channels_last)
+
+        def eager():
+            with torch.no_grad():
+                net(x)
+
+        def channels_last():
+            with torch.inference_mode():
+                cl(xc)
+
+        res[f"fps_torch_eager_b{b}"] = rate(eager, b, args.seconds)
+        res[f"fps_torch_cl_b{b}"] = rate(channels_last, b, args.seconds)
+        res[f"fps_onnxruntime_b{b}"] = rate(lambda: sess.run(None, {"image": xn}), b, args.seconds)
+
+    # same outputs: ONNX Runtime vs torch
+    x = torch.rand(4, 3, 224, 224)
+    with torch.inference_mode():
+        ref = torch.sigmoid(net(x)).numpy()
+    seg, depth = sess.run(None, {"image": x.numpy()})
+    res["max_abs_diff_onnx_vs_torch"] = float(max(np.abs(seg - ref[:, :1]).max(), np.abs(depth - ref[:, 1:]).max()))
+
+    if model is not None and (SHARED / "cvc-clinicdb").is_dir():
+        from napari_depthpolyp.engine import Predictor
+        from napari_depthpolyp.predict import predict_inputs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            video = make_cvc_video(Path(tmp) / "cvc_seq1.mp4")
+            predictor = Predictor(model)
+            t0 = time.perf_counter()
+            summary = predict_inputs([video], Path(tmp) / "out", predictor)
+            elapsed = time.perf_counter() - t0
+            res["predict_video_frames"] = summary["n_frames"]
+            res["predict_video_fps"] = summary["n_frames"] / elapsed
+            res["predict_video_size"] = "384x288"
+    elif model is None:
+        print("predict_video_fps: skipped (no trained model to run predict with)", file=sys.stderr)
+    else:
+        print(f"predict_video_fps: skipped ({SHARED / 'cvc-clinicdb'} not found)", file=sys.stderr)
+
+    for k, v in res.items():
+        print(f"{k:32s} {v:.1f}" if isinstance(v, float) and k.startswith(("fps", "predict_video_fps")) else f"{k:32s} {v}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
