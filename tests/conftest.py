@@ -42,3 +42,27 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.getbasetemp() / "user"
     monkeypatch.setenv("DEPTHPOLYP_USER_DIR", str(base / "data"))
     monkeypatch.setenv("DEPTHPOLYP_CACHE_DIR", str(base / "cache"))
+
+
+@pytest.fixture(scope="session")
+def plugin_model(tmp_path_factory):
+    """The model the napari plugin tests segment with: the bundled default when one is installed,
+    otherwise a test-only model (untrained DepthPolyp weights, fixed seed) written into the isolated
+    user registry that ``_isolated_user_dirs`` points at. Tests using it check plumbing (layers,
+    statuses, autosave, export, training), never segmentation quality."""
+    from napari_depthpolyp.models import ModelCard, NoModelError, resolve_model, write_model
+
+    try:
+        return resolve_model()
+    except NoModelError:
+        pass
+    import torch
+
+    from napari_depthpolyp.model import DepthPolyp
+
+    torch.manual_seed(0)
+    target = tmp_path_factory.getbasetemp() / "user" / "data" / "models" / "test-model-0"
+    if (target / "card.json").is_file():
+        return resolve_model(target)
+    card = ModelCard(name="test-model", version="0", description="untrained weights, for plugin tests only")
+    return write_model(target, DepthPolyp().state_dict(), card)

@@ -77,6 +77,7 @@ __all__ = [
     "encode_map",
     "export_frames",
     "find_sidecar",
+    "frame_name",
     "iter_export",
     "iter_predictions",
     "sidecar_for",
@@ -171,15 +172,18 @@ def _fallback_folder(source: Path | None, name: str) -> Path:
     return user_dir() / "sessions" / f"{_safe(source.name)}-{digest}{SIDECAR_SUFFIX}"
 
 
-def sidecar_for(source: str | os.PathLike | None, name: str = "frames") -> Path:
+def sidecar_for(source: str | os.PathLike | None, name: str = "frames", *, beside: bool = True) -> Path:
     """Where a session of ``source`` autosaves: ``<source>.depthpolyp`` beside it when that folder
-    is writable, else a folder under ``user_dir()/sessions`` (also for frames without a file)."""
+    is writable (and ``beside``), else a folder under ``user_dir()/sessions`` (also for frames
+    without a file, keyed by ``name``)."""
     if not source:
         return _fallback_folder(None, name)
     source = Path(source)
-    beside = source.parent / f"{source.name}{SIDECAR_SUFFIX}"
-    if beside.is_dir() or os.access(source.parent, os.W_OK):
-        return beside
+    if not beside:
+        return _fallback_folder(source, name)
+    folder = source.parent / f"{source.name}{SIDECAR_SUFFIX}"
+    if folder.is_dir() or os.access(source.parent, os.W_OK):
+        return folder
     return _fallback_folder(source, name)
 
 
@@ -192,6 +196,15 @@ def find_sidecar(source: str | os.PathLike | None, name: str = "frames") -> Path
         if (folder / SESSION_FILE).is_file():
             return folder
     return None
+
+
+def frame_name(i: int, n: int, *, source=None, name: str = "frames", frame_names: Sequence[str] | None = None) -> str:
+    """A file-name stem for frame ``i`` of ``n``: the frame's own name when known (image folders),
+    the file's stem for a single image, else ``<source stem or name>_<index:06d>``."""
+    if frame_names is not None:
+        return _safe(frame_names[i])
+    stem = _safe(Path(source).stem if source else name)
+    return stem if n == 1 and source else f"{stem}_{int(i):06d}"
 
 
 def _mask_digest(mask: np.ndarray) -> str:
@@ -210,6 +223,7 @@ class ReviewSession:
         source: str | os.PathLike | None = None,
         name: str = "frames",
         folder: str | os.PathLike | None = None,
+        beside: bool = True,
         threshold: float = 0.5,
         map_dtype=None,
         temporal: bool = True,
@@ -221,7 +235,7 @@ class ReviewSession:
         self.shape = (int(frame_shape[0]), int(frame_shape[1]))
         self.source = str(source) if source else None
         self.name = str(name)
-        self.folder = Path(folder) if folder else sidecar_for(self.source, self.name)
+        self.folder = Path(folder) if folder else sidecar_for(self.source, self.name, beside=beside)
         self.threshold = float(threshold)
         self.temporal = bool(temporal)
         self.frame_names = list(frame_names) if frame_names is not None else None
@@ -416,13 +430,8 @@ class ReviewSession:
 
     # -- names ----------------------------------------------------------------------------------
     def frame_name(self, i: int) -> str:
-        """A file-name stem for frame ``i``: the source file's stem for folders and single images,
-        else ``<source stem>_<index>``."""
-        i = self._check(i)
-        if self.frame_names is not None:
-            return _safe(self.frame_names[i])
-        stem = _safe(Path(self.source).stem if self.source else self.name)
-        return stem if self.n == 1 and self.source else f"{stem}_{i:06d}"
+        """A file-name stem for frame ``i`` (see :func:`frame_name`)."""
+        return frame_name(self._check(i), self.n, source=self.source, name=self.name, frame_names=self.frame_names)
 
     # -- autosave -------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -450,7 +459,11 @@ class ReviewSession:
 
     @property
     def needs_save(self) -> bool:
-        return self._dirty or bool(self._edited)
+        """Whether the sidecar is behind: a status/threshold change, or a painted mask that differs
+        from its saved copy (hashing only the frames painted in this session)."""
+        if self._dirty:
+            return True
+        return any(self._saved.get(i) != _mask_digest(self.masks[i]) for i in self._edited if self.status[i] in _WITH_MASK)
 
     def save(self, folder: str | os.PathLike | None = None, *, force: bool = False) -> bool:
         """Write what changed since the last save (see the module docstring). Returns True if

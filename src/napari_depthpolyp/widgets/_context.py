@@ -1,0 +1,411 @@
+"""What the four widgets share in one viewer: a review controller per segmented image (its session,
+its layers, autosave), which one is active (the keys act on it), and a few signals between widgets.
+
+The controller is the thin Qt side of :class:`napari_depthpolyp.review.ReviewSession`: it turns the
+mask layer's ``paint`` events into "corrected", refreshes layers after the session changed, and
+autosaves ``AUTOSAVE_MS`` after every change (plus a cheap check every ``CHECK_MS`` that catches
+napari's undo/redo, which changes a mask without an event).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import weakref
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtWidgets import QMessageBox
+
+from ..review import SESSION_FILE, ReviewError, ReviewSession, find_sidecar
+from . import _keys
+from ._layers import (
+    current_frame,
+    ensure_map_layers,
+    ensure_mask_layer,
+    frame_geometry,
+    go_to_frame,
+    record,
+    role_of,
+    source_info,
+)
+
+AUTOSAVE_MS = 1500
+CHECK_MS = 5000
+RESUME_ENV = "DEPTHPOLYP_RESUME"  # "yes" / "no": answer the resume question without a dialog
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def start_worker(func, *args, desc: str, total: int = 0, on_yield=None, on_return=None, on_done=None, **kwargs):
+    """A napari worker with a progress bar in the activity dock; errors become notifications."""
+    worker = create_worker(func, *args, _progress={"total": total, "desc": desc}, _ignore_errors=True, **kwargs)
+    worker.errored.connect(lambda exc: show_error(f"{desc} failed: {exc}"))
+    if on_yield is not None:
+        worker.yielded.connect(on_yield)
+    if on_return is not None:
+        worker.returned.connect(on_return)
+    if on_done is not None:
+        worker.finished.connect(on_done)
+    worker.start()
+    return worker
+
+
+def _edited_frames(atoms, ndim: int) -> set[int]:
+    """Frames touched by one napari Labels history item (mask-based atoms or index tuples)."""
+    if ndim < 3:
+        return {0}
+    frames: set[int] = set()
+    for atom in atoms:
+        key = getattr(atom, "slice_key", None)
+        if key is not None:
+            first = key[0]
+            if isinstance(first, slice):
+                frames.update(range(first.start or 0, first.stop))
+            else:
+                frames.add(int(first))
+        else:
+            frames.update(int(i) for i in np.unique(np.asarray(atom[0][0])))
+    return frames
+
+
+class ReviewController(QObject):
+    """One segmented image: its review session, its three layers, its autosave."""
+
+    changed = Signal()  # statuses, masks or scores changed
+    saved = Signal(str)  # the sidecar folder written to
+
+    def __init__(self, context: "DepthPolypContext", image: Image, session: ReviewSession, is_stack: bool):
+        super().__init__()
+        self.context = context
+        self.image = image
+        self.session = session
+        self.is_stack = is_stack
+        self.mask_layer = self.prob_layer = self.depth_layer = None
+        self._save_error = None
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.save_now)
+        self._check = QTimer(self, interval=CHECK_MS)
+        self._check.timeout.connect(self.save_now)
+        self._check.start()
+        self.ensure_layers()
+
+    @property
+    def viewer(self):
+        return self.context.viewer
+
+    # -- layers ---------------------------------------------------------------------------------
+    def _view(self, array: np.ndarray) -> np.ndarray:
+        return array if self.is_stack else array[0]
+
+    def ensure_layers(self) -> None:
+        """(Re)create missing layers; existing ones are updated in place."""
+        s = self.session
+        if s.probability is not None:
+            self.prob_layer, self.depth_layer = ensure_map_layers(self.viewer, self.image, self._view(s.probability), self._view(s.depth))
+        new_mask = self.mask_layer is None or self.mask_layer not in self.viewer.layers
+        self.mask_layer = ensure_mask_layer(self.viewer, self.image, self._view(s.masks))
+        layers = self.viewer.layers
+        top = len(layers) - 1
+        if layers.index(self.mask_layer) != top:
+            layers.move(layers.index(self.mask_layer), top + 1)
+        if new_mask:
+            self.mask_layer.events.paint.connect(self._on_paint)
+            _keys.bind(self.mask_layer, self.context.run)
+            info = source_info(self.image)
+            record(self.mask_layer, source=info.get("source"), frame_names=info.get("frame_names"),
+                   session=str(s.folder))
+        self.record_review()
+
+    def refresh(self, maps: bool = True) -> None:
+        for layer in (self.mask_layer, self.prob_layer, self.depth_layer) if maps else (self.mask_layer,):
+            if layer is not None:
+                layer.refresh()
+
+    def record_review(self) -> None:
+        record(self.mask_layer, review=self.session.counts(), threshold=self.session.threshold)
+
+    def record_provenance(self, provenance: dict[str, Any]) -> None:
+        values = {**provenance, "threshold": self.session.threshold, "time": now_iso()}
+        for layer in (self.mask_layer, self.prob_layer, self.depth_layer):
+            if layer is not None:
+                record(layer, **values)
+
+    # -- session changes --------------------------------------------------------------------------
+    def touch(self) -> None:
+        """Something changed: autosave soon, tell the widgets."""
+        self._autosave.start()
+        self.record_review()
+        self.changed.emit()
+
+    def _on_paint(self, event) -> None:
+        for i in _edited_frames(event.value, self.mask_layer.ndim):
+            if 0 <= i < self.session.n:
+                self.session.mark_corrected(i)
+        self.touch()
+
+    def add_predictions(self, predictions, model: int = -1) -> None:
+        first = self.session.probability is None
+        self.session.add_predictions(predictions, model)
+        if first or self.prob_layer is None or self.prob_layer not in self.viewer.layers:
+            self.ensure_layers()
+        self.refresh()
+        self.touch()
+
+    def set_threshold(self, threshold: float) -> None:
+        if float(threshold) == self.session.threshold:
+            return
+        changed = self.session.set_threshold(threshold)
+        if changed:
+            self.refresh(maps=False)
+        for layer in (self.mask_layer, self.prob_layer, self.depth_layer):
+            if layer is not None:
+                record(layer, threshold=self.session.threshold)
+        self.touch()
+
+    # -- review actions (buttons and keys) --------------------------------------------------------
+    def current(self) -> int:
+        return current_frame(self.viewer, self.image, self.session.n)
+
+    def go_to(self, index: int | None) -> None:
+        if index is None:
+            show_info("Every frame is reviewed.")
+            return
+        go_to_frame(self.viewer, self.image, int(index))
+
+    def _edit(self, method: str, index: int | None = None) -> int:
+        i = self.current() if index is None else int(index)
+        getattr(self.session, method)(i)
+        self.refresh(maps=False)
+        self.touch()
+        return i
+
+    def accept(self, index: int | None = None) -> int:
+        return self._edit("accept", index)
+
+    def mark_empty(self, index: int | None = None) -> int:
+        return self._edit("mark_empty", index)
+
+    def reset(self, index: int | None = None) -> int:
+        return self._edit("reset", index)
+
+    def next_unreviewed(self) -> None:
+        self.go_to(self.session.next_unreviewed(self.current()))
+
+    def prev_unreviewed(self) -> None:
+        self.go_to(self.session.prev_unreviewed(self.current()))
+
+    def next_most_uncertain(self) -> None:
+        self.go_to(self.session.next_most_uncertain(self.current()))
+
+    # -- autosave ---------------------------------------------------------------------------------
+    def save_now(self, folder: str | os.PathLike | None = None) -> bool:
+        try:
+            wrote = self.session.save(folder)
+        except OSError as exc:
+            if str(exc) != self._save_error:  # say it once, not every few seconds
+                self._save_error = str(exc)
+                show_error(f"Autosave to {self.session.folder} failed: {exc}. Choose another folder in Review.")
+            return False
+        self._save_error = None
+        if wrote:
+            self.saved.emit(str(self.session.folder))
+        return wrote
+
+    def close(self) -> None:
+        self._autosave.stop()
+        self._check.stop()
+        self.save_now()
+
+
+class DepthPolypContext(QObject):
+    """Per-viewer shared state of the plugin's widgets."""
+
+    active_changed = Signal(object)  # the ReviewController the keys act on (or None)
+    models_changed = Signal()  # a model was registered (fine-tune)
+    use_model = Signal(str)  # "Use this model": the path of a model for Segment
+    exported = Signal(str)  # a dataset folder was written
+
+    def __init__(self, viewer):
+        super().__init__()
+        self._viewer = weakref.ref(viewer)
+        self.controllers: dict[int, ReviewController] = {}
+        self.active: ReviewController | None = None
+        self.resume_answer: bool | None = None  # tests/scripts: answer the resume question
+        self.advance_after_review = True
+        self.last_export: Path | None = None
+        viewer.layers.events.removed.connect(self._on_removed)
+        viewer.layers.events.inserted.connect(self._on_inserted)
+        viewer.layers.selection.events.active.connect(self._on_active_layer)
+        _keys.bind(viewer, self.run)
+
+    @property
+    def viewer(self):
+        return self._viewer()
+
+    # -- controllers ------------------------------------------------------------------------------
+    def controller_for(self, image: Image, *, create: bool = True, parent=None) -> ReviewController | None:
+        """The image's controller; with ``create`` a new session (offering to resume a saved one)."""
+        ctrl = self.controllers.get(id(image))
+        if ctrl is not None or not create:
+            return ctrl
+        n, shape, is_stack = frame_geometry(image)
+        info = source_info(image)
+        common = {"source": info.get("source"), "name": image.name, "frame_names": info.get("frame_names")}
+        session = None
+        found = find_sidecar(info.get("source"), image.name)
+        if found is not None:
+            if self._ask_resume(parent, image.name, found):
+                try:
+                    session = ReviewSession.load(found, expect=(n, shape), **common)
+                except ReviewError as exc:
+                    show_warning(f"Not resumed: {exc}")
+                    found = self._move_aside(found)
+                else:
+                    note = f" ({len(session.load_warnings)} frames could not be restored)" if session.load_warnings else ""
+                    show_info(f"Resumed the review of {image.name}: {session.reviewed} frames reviewed{note}.")
+            else:
+                self._move_aside(found)
+        if session is None:
+            session = ReviewSession(n, shape, beside=not info.get("sample"), **common)
+        ctrl = ReviewController(self, image, session, is_stack)
+        self.controllers[id(image)] = ctrl
+        self.set_active(ctrl)
+        return ctrl
+
+    def _ask_resume(self, parent, name: str, folder: Path) -> bool:
+        answer = os.environ.get(RESUME_ENV, "").strip().lower()
+        if answer:
+            return answer in ("1", "y", "yes", "true")
+        if self.resume_answer is not None:
+            return self.resume_answer
+        try:
+            counts = json.loads((folder / SESSION_FILE).read_text(encoding="utf-8"))["counts"]
+            what = ", ".join(f"{v} {k}" for k, v in counts.items() if v and k != "unreviewed") or "no reviewed frames"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            what = f"unreadable: {exc}"
+        reply = QMessageBox.question(
+            parent, "Resume review?",
+            f"A saved review of '{name}' was found in\n{folder}\n({what}).\n\nResume it? "
+            "(No keeps it aside as a dated copy and starts afresh.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes,
+        )
+        return reply == QMessageBox.StandardButton.Yes
+
+    @staticmethod
+    def _move_aside(folder: Path) -> Path:
+        aside = folder.with_name(f"{folder.name}.old-{datetime.now():%Y%m%d-%H%M%S}")
+        try:
+            folder.rename(aside)
+        except OSError as exc:
+            show_warning(f"Could not move the old session {folder} aside ({exc}); it will be overwritten.")
+            return folder
+        show_info(f"The previous session was kept as {aside}.")
+        return aside
+
+    def set_active(self, ctrl: ReviewController | None) -> None:
+        if ctrl is not self.active:
+            self.active = ctrl
+            self.active_changed.emit(ctrl)
+
+    def run(self, action: str) -> None:
+        """Perform a review action (a button or a key) on the active controller."""
+        ctrl = self.active
+        if ctrl is None:
+            show_info("Segment an image first (DepthPolyp › Segment).")
+            return
+        getattr(ctrl, action)()
+        if action in ("accept", "mark_empty") and self.advance_after_review:
+            nxt = ctrl.session.next_unreviewed(ctrl.current())
+            if nxt is not None:
+                ctrl.go_to(nxt)
+
+    # -- viewer events ----------------------------------------------------------------------------
+    def _on_removed(self, event) -> None:
+        layer = event.value
+        ctrl = self.controllers.pop(id(layer), None)
+        if ctrl is not None:
+            ctrl.close()
+            if self.active is ctrl:
+                self.set_active(None)
+
+    def _on_inserted(self, event) -> None:
+        """Reopening a source that has a saved session: offer to resume it at once."""
+        layer = event.value
+        if not isinstance(layer, Image) or role_of(layer) is not None or id(layer) in self.controllers:
+            return
+        if find_sidecar(source_info(layer).get("source"), layer.name) is not None:
+            QTimer.singleShot(0, lambda: self._resume_inserted(layer))
+
+    def _resume_inserted(self, layer: Image) -> None:
+        viewer = self.viewer
+        if viewer is not None and layer in viewer.layers:
+            try:
+                self.controller_for(layer, parent=viewer.window._qt_window)
+            except ValueError as exc:  # not a frame or a stack
+                show_warning(str(exc))
+
+    def _on_active_layer(self, event) -> None:
+        layer = event.value
+        for ctrl in self.controllers.values():
+            if layer is ctrl.mask_layer or layer is ctrl.image:
+                self.set_active(ctrl)
+                return
+
+    def close(self) -> None:
+        for ctrl in self.controllers.values():
+            ctrl.close()
+
+
+_CONTEXTS: "weakref.WeakKeyDictionary[Any, DepthPolypContext]" = weakref.WeakKeyDictionary()
+
+
+def unwrap(obj):
+    """The object behind napari's PublicOnlyProxy (napari hands plugins a proxied viewer, whose
+    layers are new proxy objects at every access: the context keys on the real ones)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def get_context(viewer) -> DepthPolypContext:
+    viewer = unwrap(viewer)
+    ctx = _CONTEXTS.get(viewer)
+    if ctx is None:
+        ctx = _CONTEXTS[viewer] = DepthPolypContext(viewer)
+    return ctx
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(label, path) of every registered model, bundled first."""
+    from ..models import list_models
+
+    return [(f"{m.card.name} {m.card.version}" + (" (bundled)" if m.bundled else ""), str(m.path)) for m in list_models()]
+
+
+def fill_model_combo(combo, select: str | None = None) -> None:
+    """Fill a QComboBox with the registry's models (item data = path), keeping or setting the choice."""
+    keep = select or combo.currentData()
+    combo.blockSignals(True)
+    combo.clear()
+    choices = model_choices()
+    for label, path in choices:
+        combo.addItem(label, path)
+    if not choices:
+        combo.addItem("No trained model installed", None)
+    if keep:
+        index = combo.findData(str(keep))
+        if index < 0 and Path(str(keep)).is_dir():
+            combo.addItem(Path(str(keep)).name, str(keep))
+            index = combo.count() - 1
+        if index >= 0:
+            combo.setCurrentIndex(index)
+    combo.blockSignals(False)
+    combo.currentIndexChanged.emit(combo.currentIndex())
+

@@ -1,0 +1,282 @@
+"""Fine-tune: teach a model your reviewed frames, watch it learn, compare it with its parent.
+
+    Datasets     ┌ /data/curated/clip-a ┐ [Add…] [Remove]     exported folders (or images/+masks/)
+    Validation   [/data/curated/val     ] [Browse…]          optional; base vs new Dice on it
+    Base model   [depthpolyp-kvasir 1.0 ▾]
+    Epochs [5]  Batch [8]  Steps/epoch [0 = all]  [x] freeze encoder
+    [ Start ] [ Cancel ]   ▓▓▓▓▓░░░ epoch 2/5
+    (plot: loss per batch and epoch, val Dice per epoch)
+    Base Dice 0.712 → new 0.768 on 24 validation frames   [Use this model in Segment]
+
+The one training loop (``Trainer``, the same as ``depthpolyp finetune``) runs in a worker; its
+progress events reach this panel through a Qt signal. Cancel stops after the current batch and keeps
+the checkpoint: Start with the same settings resumes from it. The result is registered as a new
+user model version; the parent is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..models import ModelError, resolve_model
+from ._context import fill_model_combo, get_context, start_worker, unwrap
+from ._plot import TrainingPlot
+
+REVIEWED = ("accepted", "corrected", "empty")
+
+
+class _Events(QObject):
+    """Carries the trainer's progress events from the worker thread to the panel."""
+
+    event = Signal(object)
+
+
+def _resumable(run_dir: Path, epochs: int) -> bool:
+    meta = run_dir / "checkpoint.json"
+    try:
+        state = json.loads(meta.read_text())["state"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return state.get("epoch", 0) < epochs
+
+
+def finetune_job(cfg, base_path: str, val: str | None, emit, should_stop) -> dict:
+    """Runs in the worker thread: train, register, then compare base and new on ``val``."""
+    from ..dataset import Dataset
+    from ..engine import Predictor
+    from ..evaluate import evaluate
+    from ..train import Trainer
+
+    trainer = Trainer(cfg)
+    resume = _resumable(trainer.run_dir, cfg.epochs)
+    model = trainer.run(progress=emit, should_stop=should_stop, resume=resume)
+    if model is None:
+        return {"cancelled": True, "run_dir": str(trainer.run_dir)}
+    out = {"cancelled": False, "model": model.id, "path": str(model.path), "resumed": resume}
+    if val:
+        emit({"event": "compare"})
+        data = Dataset.open(val, statuses=REVIEWED)
+        out["n_val"] = len(data)
+        out["base_dice"] = evaluate(Predictor(base_path), data, teacher=None)["mean_dice"]
+        out["new_dice"] = evaluate(Predictor(model), data, teacher=None)["mean_dice"]
+    return out
+
+
+class FinetuneWidget(QWidget):
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = unwrap(napari_viewer)
+        self.ctx = get_context(self.viewer)
+        self.worker = None
+        self.result: dict | None = None
+        self._stop = threading.Event()
+        self._events = _Events()
+        self._events.event.connect(self._on_event)
+
+        self.datasets = QListWidget(toolTip="Dataset folders: exports of Review, or images/ + masks/ folders")
+        self.datasets.setMaximumHeight(90)
+        self.add_button = QPushButton("Add…")
+        self.remove_button = QPushButton("Remove")
+        self.val = QLineEdit(placeholderText="optional: a folder to compare base and new on")
+        self.val_browse = QPushButton("Browse…")
+        self.base = QComboBox()
+        self.epochs = QSpinBox(minimum=1, maximum=500, value=5)
+        self.batch = QSpinBox(minimum=2, maximum=64, value=8)
+        self.steps = QSpinBox(minimum=0, maximum=100000, value=0, specialValueText="all")
+        self.steps.setToolTip("Batches per epoch (all = the whole data set)")
+        self.freeze = QCheckBox("freeze encoder", toolTip="Train only the decoder: faster, gentler on few frames")
+        self.start_button = QPushButton("Start")
+        self.cancel_button = QPushButton("Cancel", enabled=False)
+        self.progress = QProgressBar()
+        self.status = QLabel("", wordWrap=True)
+        self.plot = TrainingPlot()
+        self.comparison = QLabel("", wordWrap=True)
+        self.use_button = QPushButton("Use this model in Segment", enabled=False)
+
+        form = QFormLayout()
+        lists = QHBoxLayout()
+        lists.addWidget(self.datasets, stretch=1)
+        side = QVBoxLayout()
+        side.addWidget(self.add_button)
+        side.addWidget(self.remove_button)
+        side.addStretch(1)
+        lists.addLayout(side)
+        form.addRow("Datasets", lists)
+        val = QHBoxLayout()
+        val.addWidget(self.val, stretch=1)
+        val.addWidget(self.val_browse)
+        form.addRow("Validation", val)
+        form.addRow("Base model", self.base)
+        numbers = QHBoxLayout()
+        for label, box in (("epochs", self.epochs), ("batch", self.batch), ("steps/epoch", self.steps)):
+            numbers.addWidget(QLabel(label))
+            numbers.addWidget(box)
+        form.addRow(numbers)
+        form.addRow(self.freeze)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress, stretch=1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot, stretch=1)
+        layout.addWidget(self.comparison)
+        layout.addWidget(self.use_button)
+
+        self.add_button.clicked.connect(self._browse_dataset)
+        self.remove_button.clicked.connect(lambda: [self.datasets.takeItem(self.datasets.row(i)) for i in self.datasets.selectedItems()])
+        self.val_browse.clicked.connect(self._browse_val)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.use_button.clicked.connect(self.use_model)
+        self.ctx.exported.connect(self.add_dataset)
+        self.ctx.models_changed.connect(lambda: fill_model_combo(self.base))
+        fill_model_combo(self.base)
+        if self.ctx.last_export is not None:
+            self.add_dataset(str(self.ctx.last_export))
+
+    # -- inputs -------------------------------------------------------------------------------------
+    def add_dataset(self, folder: str) -> None:
+        folder = str(Path(folder))
+        if folder not in self.dataset_folders():
+            self.datasets.addItem(folder)
+
+    def dataset_folders(self) -> list[str]:
+        return [self.datasets.item(i).text() for i in range(self.datasets.count())]
+
+    def _browse_dataset(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A dataset folder to train on")
+        if folder:
+            self.add_dataset(folder)
+
+    def _browse_val(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A dataset folder to compare base and new on")
+        if folder:
+            self.val.setText(folder)
+
+    def config(self):
+        from ..train import finetune_config
+
+        base = resolve_model(self.base.currentData())
+        data = self.dataset_folders()
+        if not data:
+            raise ValueError("Add at least one dataset folder (an export of Review) to train on.")
+        return base, finetune_config(
+            data, init_model=str(base.path), name=base.card.name, epochs=self.epochs.value(),
+            batch_size=self.batch.value(), max_steps_per_epoch=self.steps.value() or None,
+            freeze_encoder=self.freeze.isChecked(), val_data=self.val.text().strip() or None, workers=0,
+        )
+
+    # -- running ------------------------------------------------------------------------------------
+    def start(self):
+        """Start fine-tuning; returns the napari worker (None when nothing was started)."""
+        if self.worker is not None:
+            return None
+        try:
+            base, cfg = self.config()
+        except (ModelError, ValueError) as exc:
+            show_error(str(exc))
+            self.status.setText(str(exc))
+            return None
+        self._stop.clear()
+        self.result = None
+        self.plot.clear()
+        self.plot.total_epochs = cfg.epochs
+        self.progress.setRange(0, 0)
+        self.comparison.setText("")
+        self.use_button.setEnabled(False)
+        self.status.setText(f"Fine-tuning {base.id} on {len(cfg.train_data)} folder(s)…")
+        self._set_running(True)
+        self.worker = start_worker(
+            finetune_job, cfg, str(base.path), cfg.val_data, self._events.event.emit, self._stop.is_set,
+            desc=f"Fine-tuning {base.id}", on_return=self._finished, on_done=lambda: self._set_running(False),
+        )
+        self.worker.errored.connect(lambda exc: self.status.setText(f"Fine-tuning failed: {exc}"))
+        return self.worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self._stop.set()
+            self.status.setText("Stopping after this batch (the checkpoint is kept)…")
+
+    def _on_event(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "cache":
+            self.status.setText(f"Preparing frames {event['done']}/{event['total']}…")
+        elif kind == "resumed":
+            self.status.setText(f"Resuming from the checkpoint (epoch {event.get('epoch', 0) + 1})…")
+        elif kind == "batch":
+            total = self.plot.total_epochs * event["batches"]
+            self.progress.setRange(0, total)
+            self.progress.setValue(event["epoch"] * event["batches"] + event["batch"])
+            self.plot.add_batch(event["epoch"], event["batch"], event["batches"], event["loss"])
+            self.status.setText(f"Epoch {event['epoch'] + 1}/{self.plot.total_epochs}, batch "
+                                f"{event['batch']}/{event['batches']}: loss {event['loss']:.4f}")
+        elif kind == "epoch":
+            dice = event.get("val_dice_clean")
+            self.plot.add_epoch(event["epoch"], event.get("loss_total", float("nan")), dice)
+            extra = f", val Dice {dice:.3f}" if dice is not None else ""
+            self.status.setText(f"Epoch {event['epoch']}/{self.plot.total_epochs}: loss {event.get('loss_total', 0):.4f}{extra}")
+        elif kind == "compare":
+            self.status.setText("Comparing base and new model on the validation folder…")
+
+    def _finished(self, result: dict) -> None:
+        self.result = result
+        if result["cancelled"]:
+            text = (f"Cancelled. The checkpoint in {result['run_dir']} is kept: Start again with the same "
+                    "settings to resume from it.")
+            self.status.setText(text)
+            show_info(text)
+            return
+        self.ctx.models_changed.emit()
+        text = f"Registered {result['model']} ({result['path']})."
+        if "new_dice" in result:
+            self.comparison.setText(f"Dice on {result['n_val']} validation frames: base {result['base_dice']:.3f} "
+                                    f"→ new {result['new_dice']:.3f}")
+            if result["new_dice"] < result["base_dice"]:
+                show_warning(f"The new model is worse than its base on the validation folder "
+                             f"({result['new_dice']:.3f} < {result['base_dice']:.3f}); keep using the base?")
+        else:
+            self.comparison.setText("No validation folder: choose one to compare base and new.")
+        self.status.setText(text)
+        self.use_button.setEnabled(True)
+        show_info(text)
+
+    def use_model(self) -> None:
+        if self.result and not self.result["cancelled"]:
+            try:  # make sure a Segment panel is there to receive it (napari returns an open one)
+                self.viewer.window.add_plugin_dock_widget("napari-depthpolyp", "Segment")
+            except Exception:  # noqa: BLE001 - a viewer without a window (scripts)
+                pass
+            self.ctx.use_model.emit(self.result["path"])
+            show_info(f"Segment now uses {self.result['model']}.")
+
+    def _set_running(self, running: bool) -> None:
+        if not running:
+            self.worker = None
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1 if self.result and not self.result.get("cancelled") else 0)
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
