@@ -222,7 +222,6 @@ def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, kva
 def test_finetune_cancel_resume_register_compare_use(make_napari_viewer, qtbot, kvasir_dir, plugin_model, tmp_path):
     from napari_depthpolyp.dataset import DatasetWriter
 
-    pytest.importorskip("napari_depthpolyp.depth", reason="the pseudo-depth teachers (issue 3) the trainer needs are not in the tree yet")
     data = tmp_path / "curated"
     images = real_frames(kvasir_dir, 8, size=(128, 112))
     with DatasetWriter(data) as writer:

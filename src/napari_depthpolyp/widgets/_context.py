@@ -21,7 +21,7 @@ from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal
-from qtpy.QtWidgets import QMessageBox
+from qtpy.QtWidgets import QApplication, QMessageBox
 
 from ..review import SESSION_FILE, ReviewError, ReviewSession, find_sidecar
 from . import _keys
@@ -153,10 +153,10 @@ class ReviewController(QObject):
         self.touch()
 
     def add_predictions(self, predictions, model: int = -1) -> None:
-        first = self.session.probability is None
         self.session.add_predictions(predictions, model)
-        if first or self.prob_layer is None or self.prob_layer not in self.viewer.layers:
-            self.ensure_layers()
+        layers = (self.mask_layer, self.prob_layer, self.depth_layer)
+        if any(layer is None or layer not in self.viewer.layers for layer in layers):
+            self.ensure_layers()  # first results, or the user deleted one of the layers
         self.refresh()
         self.touch()
 
@@ -246,6 +246,11 @@ class DepthPolypContext(QObject):
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.selection.events.active.connect(self._on_active_layer)
         _keys.bind(viewer, self.run)
+        for layer in list(viewer.layers):  # opened before the first panel was docked
+            self._offer_resume(layer)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.close)  # the last edits, however recent
 
     @property
     def viewer(self):
@@ -338,8 +343,10 @@ class DepthPolypContext(QObject):
                 self.set_active(None)
 
     def _on_inserted(self, event) -> None:
+        self._offer_resume(event.value)
+
+    def _offer_resume(self, layer) -> None:
         """Reopening a source that has a saved session: offer to resume it at once."""
-        layer = event.value
         if not isinstance(layer, Image) or role_of(layer) is not None or id(layer) in self.controllers:
             return
         if find_sidecar(source_info(layer).get("source"), layer.name) is not None:
@@ -361,8 +368,11 @@ class DepthPolypContext(QObject):
                 return
 
     def close(self) -> None:
-        for ctrl in self.controllers.values():
-            ctrl.close()
+        for ctrl in list(self.controllers.values()):
+            try:
+                ctrl.close()
+            except RuntimeError:  # Qt objects already gone at exit
+                pass
 
 
 _CONTEXTS: "weakref.WeakKeyDictionary[Any, DepthPolypContext]" = weakref.WeakKeyDictionary()

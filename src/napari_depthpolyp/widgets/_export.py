@@ -84,7 +84,15 @@ class ExportWidget(QWidget):
                 self._watched.add(id(ctrl))
                 ctrl.changed.connect(self.update_summary)
             self.image.set_value(ctrl.image)
+            self._suggest_folder(ctrl)
         self.update_summary()
+
+    def _suggest_folder(self, ctrl) -> None:
+        """Beside the source: ``<source>-reviewed`` (not for samples inside the package)."""
+        info = source_info(ctrl.image)
+        if not self.folder.text() and info.get("source") and not info.get("sample"):
+            src = Path(info["source"])
+            self.folder.setText(str(src.parent / f"{src.stem}-reviewed"))
 
     @property
     def statuses(self) -> tuple[str, ...]:
