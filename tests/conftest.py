@@ -66,3 +66,18 @@ def plugin_model(tmp_path_factory):
         return resolve_model(target)
     card = ModelCard(name="test-model", version="0", description="untrained weights, for plugin tests only")
     return write_model(target, DepthPolyp().state_dict(), card)
+
+
+@pytest.fixture(scope="session")
+def format_model(tmp_path_factory):
+    """An *untrained* network written as a model directory, for plumbing tests only (shapes, files,
+    errors, parity). Nothing about segmentation quality may be asserted with it."""
+    import torch
+
+    from napari_depthpolyp.model import DepthPolyp
+    from napari_depthpolyp.models import ModelCard, write_model
+
+    torch.manual_seed(0)
+    card = ModelCard(name="untrained-plumbing", version="0", default_threshold=0.5,
+                     description="untrained: for tests of the plumbing only")
+    return write_model(tmp_path_factory.mktemp("models") / "untrained-plumbing-0", DepthPolyp().state_dict(), card)

@@ -1,0 +1,77 @@
+"""The depthpolyp command line, driven as a user would."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from napari_depthpolyp.cli import main
+from napari_depthpolyp.demo import sample_paths
+from napari_depthpolyp.io import read_depth, read_mask
+
+
+def test_predict_writes_masks_depth_overlays_and_reports_bad_inputs(format_model, tmp_path, capsys):
+    samples = sample_paths()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(samples["clip"].read_bytes()[: samples["clip"].stat().st_size // 2])
+    missing = tmp_path / "missing.png"
+    out = tmp_path / "out"
+    rc = main(["predict", str(samples["frames"]), str(broken), str(missing), "--out", str(out),
+               "--model", str(format_model.path), "--overlay"])
+    assert rc == 2  # an input failed, and the exit code says so
+    summary = json.loads((out / "summary.json").read_text())
+    frames, video, absent = summary["inputs"]
+    assert frames["status"] == "ok" and len(frames["frames"]) == 6
+    f0 = frames["frames"][0]
+    assert {"polyp_present", "area_fraction", "mean_prob_in_mask", "uncertainty", "mask", "depth", "overlay"} <= set(f0)
+    mask = read_mask(out / f0["mask"])
+    depth = read_depth(out / f0["depth"])
+    assert mask.shape == depth.shape and (out / f0["overlay"]).is_file()
+    # the damaged video: its good frames are kept, the damage is reported
+    assert video["status"] == "error" and "broken.mp4" in video["error"]
+    assert 0 < len(video["frames"]) < 48
+    assert all((out / f["mask"]).is_file() for f in video["frames"])
+    assert absent["status"] == "error" and "missing.png" in absent["error"]
+    assert summary["model"]["sha256"] == format_model.sha256()
+    assert "error" in capsys.readouterr().err
+
+
+def test_info_json(format_model, capsys):
+    assert main(["info", "--model", str(format_model.path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["params"] == 3_572_062
+    assert abs(info["macs"] - 0.862e9) / 0.862e9 < 0.02
+    assert info["input_size"] == [224, 224]
+    assert set(info["files"]) == {"weights.safetensors", "model.onnx"}
+
+
+def test_export_onnx_carries_the_card(format_model, tmp_path):
+    out = tmp_path / "m.onnx"
+    assert main(["export-onnx", "--model", str(format_model.path), "--out", str(out)]) == 0
+    m = onnx.load(str(out))
+    assert json.loads({p.key: p.value for p in m.metadata_props}["depthpolyp_card"])["name"] == "untrained-plumbing"
+    assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+
+
+def test_missing_model_is_said_plainly(tmp_path, capsys):
+    assert main(["predict", str(sample_paths()["frames"]), "--out", str(tmp_path), "--model", "nope"]) == 2
+    assert "model 'nope' not found" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_eval_on_a_real_subset(format_model, kvasir_dir, tmp_path):
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--data", str(kvasir_dir), "--split", "val", "--model", str(format_model.path),
+                 "--limit", "4", "--degraded", "--seed", "0", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for key in ("n", "mean_dice", "mean_iou", "recall", "precision", "s_measure", "mean_e_measure",
+                "weighted_f", "mae", "max_dice", "threshold", "resolution", "degraded", "seed", "model"):
+        assert key in res, key
+    assert res["n"] == 4 and res["degraded"] is True and res["seed"] == 0
+    assert -1 <= res["depth_clean_vs_degraded"] <= 1
+    again = tmp_path / "again.json"
+    main(["eval", "--data", str(kvasir_dir), "--split", "val", "--model", str(format_model.path),
+          "--limit", "4", "--degraded", "--seed", "0", "--json", str(again)])
+    assert json.loads(again.read_text())["mean_dice"] == res["mean_dice"]  # seeded: repeatable
+    assert np.isfinite(res["mae"])
