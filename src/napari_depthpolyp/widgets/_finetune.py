@@ -163,6 +163,13 @@ class FinetuneWidget(QWidget):
         if folder not in self.dataset_folders():
             self.datasets.addItem(folder)
 
+    def select_base(self, spec: str) -> None:
+        """Choose the base model by path or id (also a model directory outside the registry)."""
+        try:
+            fill_model_combo(self.base, str(resolve_model(spec).path))
+        except ModelError as exc:
+            show_error(str(exc))
+
     def dataset_folders(self) -> list[str]:
         return [self.datasets.item(i).text() for i in range(self.datasets.count())]
 

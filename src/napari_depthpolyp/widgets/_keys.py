@@ -2,8 +2,8 @@
 
 None of them is a napari key (Labels: 1-7, E, P, F, L, M, B, X, Z, -, =, [, ], Ctrl+Z; viewer:
 arrows, Ctrl+...; points/shapes: A, D, I, R, S, T, V...). They are bound on the viewer and on each
-mask layer (a layer's own keymap wins while it is selected, napari#2799/#7302), and every button
-that has one shows it: "Accept [G]".
+mask layer (a layer's own keymap wins while it is selected, napari#2799/#7302), as shortcuts of the
+Review panel while it has the focus, and every button that has one shows it: "Accept [G]".
 """
 
 from __future__ import annotations
@@ -45,6 +45,17 @@ def bind(keymap_provider, run) -> None:
     """Bind every action on a viewer or a layer; ``run(action)`` performs it."""
     for action, (key, _) in KEYS.items():
         keymap_provider.bind_key(key, _handler(run, action), overwrite=True)
+
+
+def add_shortcuts(widget, run) -> None:
+    """The same keys while a panel has the focus (the canvas' keymaps do not see those presses)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtGui import QKeySequence, QShortcut
+
+    for action, (key, _) in KEYS.items():
+        shortcut = QShortcut(QKeySequence(key), widget)
+        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        shortcut.activated.connect(lambda a=action: run(a))
 
 
 def _handler(run, action: str):

@@ -53,7 +53,7 @@ class TrainingPlot(QWidget):
         p.setPen(DICE)
         p.drawText(QRectF(box.right() + 2, box.top() - 6, 32, 14), Qt.AlignmentFlag.AlignLeft, "1.0")
         p.drawText(QRectF(box.left() + 60, box.bottom() + 4, 140, 16), Qt.AlignmentFlag.AlignLeft, "— val Dice")
-        p.setPen(QPen(GRID.darker(), 1))
+        p.setPen(QPen(self.palette().text().color(), 1))
         p.drawText(QRectF(box.right() - 90, box.bottom() + 4, 90, 16), Qt.AlignmentFlag.AlignRight, f"epoch {span}")
         p.end()
 

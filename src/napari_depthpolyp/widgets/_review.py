@@ -92,6 +92,7 @@ class ReviewWidget(QWidget):
         self.table.cellClicked.connect(self._row_clicked)
         self.save_to.clicked.connect(self._choose_folder)
         self.viewer.dims.events.current_step.connect(self._show_frame)
+        _keys.add_shortcuts(self, self.ctx.run)
         self._follow(self.ctx.active)
         self._image_changed()
 
