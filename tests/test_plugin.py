@@ -129,8 +129,11 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     assert mask.data is session.masks and session.predicted.all()
     np.testing.assert_array_equal(mask.data[0], apply_threshold(decode_map(prob.data[0]), session.threshold))
     n_layers = len(viewer.layers)
-    segment(qtbot, seg, plugin_model)  # again: the same layers, updated in place
-    assert len(viewer.layers) == n_layers
+    image.name = "renamed"  # again, after a rename: the same layers, updated in place
+    assert seg.image.currentText() == "renamed"
+    segment(qtbot, seg, plugin_model)
+    assert len(viewer.layers) == n_layers and viewer.layers[-1] is mask
+    image.name = "frames"
 
     # painting and filling mark frames corrected
     viewer.dims.set_point(0, 1)

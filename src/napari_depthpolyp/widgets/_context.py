@@ -10,6 +10,7 @@ napari's undo/redo, which changes a mask without an event).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import weakref
 from datetime import datetime, timezone
@@ -36,6 +37,7 @@ from ._layers import (
     source_info,
 )
 
+log = logging.getLogger(__name__)
 AUTOSAVE_MS = 1500
 CHECK_MS = 5000
 RESUME_ENV = "DEPTHPOLYP_RESUME"  # "yes" / "no": answer the resume question without a dialog
@@ -48,7 +50,12 @@ def now_iso() -> str:
 def start_worker(func, *args, desc: str, total: int = 0, on_yield=None, on_return=None, on_done=None, **kwargs):
     """A napari worker with a progress bar in the activity dock; errors become notifications."""
     worker = create_worker(func, *args, _progress={"total": total, "desc": desc}, _ignore_errors=True, **kwargs)
-    worker.errored.connect(lambda exc: show_error(f"{desc} failed: {exc}"))
+
+    def report(exc: BaseException) -> None:
+        log.error("%s failed", desc, exc_info=exc)
+        show_error(f"{desc} failed: {exc}")
+
+    worker.errored.connect(report)
     if on_yield is not None:
         worker.yielded.connect(on_yield)
     if on_return is not None:
@@ -110,9 +117,11 @@ class ReviewController(QObject):
         """(Re)create missing layers; existing ones are updated in place."""
         s = self.session
         if s.probability is not None:
-            self.prob_layer, self.depth_layer = ensure_map_layers(self.viewer, self.image, self._view(s.probability), self._view(s.depth))
+            self.prob_layer, self.depth_layer = ensure_map_layers(
+                self.viewer, self.image, self._view(s.probability), self._view(s.depth), (self.prob_layer, self.depth_layer)
+            )
         new_mask = self.mask_layer is None or self.mask_layer not in self.viewer.layers
-        self.mask_layer = ensure_mask_layer(self.viewer, self.image, self._view(s.masks))
+        self.mask_layer = ensure_mask_layer(self.viewer, self.image, self._view(s.masks), self.mask_layer)
         layers = self.viewer.layers
         top = len(layers) - 1
         if layers.index(self.mask_layer) != top:

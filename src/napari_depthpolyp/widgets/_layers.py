@@ -58,8 +58,10 @@ def _place(viewer, layer: Layer, source: Layer) -> None:
     layer.translate = tuple(source.translate)[-layer.ndim:]
 
 
-def _ensure(viewer, kind, name: str, data, source: Layer, role: str, add, **kwargs) -> Layer:
-    existing = viewer.layers[name] if name in viewer.layers else None
+def _ensure(viewer, kind, name: str, data, source: Layer, role: str, add, existing: Layer | None = None, **kwargs) -> Layer:
+    """Update ``existing`` (or the layer called ``name``) in place, or add the layer once."""
+    if existing is None or existing not in viewer.layers:
+        existing = viewer.layers[name] if name in viewer.layers else None
     if isinstance(existing, kind) and role_of(existing) == role:
         if existing.data is not data:
             existing.data = data
@@ -71,19 +73,22 @@ def _ensure(viewer, kind, name: str, data, source: Layer, role: str, add, **kwar
     return layer
 
 
-def ensure_mask_layer(viewer, image: Image, masks: np.ndarray) -> Labels:
-    layer = _ensure(viewer, Labels, layer_name(image, MASK), masks, image, "mask", viewer.add_labels, opacity=0.5)
+def ensure_mask_layer(viewer, image: Image, masks: np.ndarray, existing: Labels | None = None) -> Labels:
+    layer = _ensure(viewer, Labels, layer_name(image, MASK), masks, image, "mask", viewer.add_labels,
+                    existing=existing, opacity=0.5)
     layer.selected_label = 1
     return layer
 
 
-def ensure_map_layers(viewer, image: Image, probability: np.ndarray, depth: np.ndarray) -> tuple[Image, Image]:
+def ensure_map_layers(viewer, image: Image, probability: np.ndarray, depth: np.ndarray,
+                      existing: tuple[Image | None, Image | None] = (None, None)) -> tuple[Image, Image]:
     """Probability (hidden) and depth; uint8-quantised maps get limits 0..255, float maps 0..1."""
     top = 255.0 if probability.dtype == np.uint8 else 1.0
     prob = _ensure(viewer, Image, layer_name(image, PROBABILITY), probability, image, "probability",
-                   viewer.add_image, colormap="viridis", contrast_limits=(0.0, top), visible=False, blending="additive")
-    dep = _ensure(viewer, Image, layer_name(image, DEPTH), depth, image, "depth",
-                  viewer.add_image, colormap="magma", contrast_limits=(0.0, top), opacity=0.45,
+                   viewer.add_image, existing=existing[0], colormap="viridis", contrast_limits=(0.0, top),
+                   visible=False, blending="additive")
+    dep = _ensure(viewer, Image, layer_name(image, DEPTH), depth, image, "depth", viewer.add_image,
+                  existing=existing[1], colormap="magma", contrast_limits=(0.0, top), opacity=0.45,
                   blending="translucent")
     for layer in (prob, dep):
         layer.contrast_limits_range = (0.0, top)
@@ -123,7 +128,8 @@ def go_to_frame(viewer, layer: Layer, index: int) -> None:
 
 # ----------------------------------------------------------------------------- chooser
 class ImageLayerCombo(QComboBox):
-    """The viewer's Image layers (not our depth / probability layers), kept up to date."""
+    """The viewer's Image layers (not our depth / probability layers), kept up to date (also
+    when a layer is renamed: items hold the layers themselves)."""
 
     def __init__(self, viewer, parent=None):
         super().__init__(parent)
@@ -135,29 +141,30 @@ class ImageLayerCombo(QComboBox):
 
     def reset_choices(self, event=None) -> None:
         try:
-            current = self.currentText()
-            names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image) and role_of(layer) is None]
+            current = self.value
+            layers = [layer for layer in self.viewer.layers if isinstance(layer, Image) and role_of(layer) is None]
+            active = self.viewer.layers.selection.active
+            want = current if current in layers else (active if active in layers else (layers[-1] if layers else None))
             self.blockSignals(True)
             self.clear()
-            self.addItems(names)
-            active = self.viewer.layers.selection.active
-            want = current if current in names else (active.name if active is not None and active.name in names else None)
-            if want is None and names:
-                want = names[-1]
+            for layer in layers:
+                layer.events.name.connect(self.reset_choices)  # napari ignores repeated connections
+                self.addItem(layer.name, layer)
             if want is not None:
-                self.setCurrentIndex(names.index(want))
+                self.setCurrentIndex(layers.index(want))
             self.blockSignals(False)
-            if want != current:
+            if want is not current:
                 self.currentIndexChanged.emit(self.currentIndex())
         except RuntimeError:  # the Qt object is gone (viewer closing)
             pass
 
     @property
     def value(self) -> Image | None:
-        name = self.currentText()
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+        layer = self.currentData()
+        return layer if layer is not None and layer in self.viewer.layers else None
 
     def set_value(self, layer: Image) -> None:
-        index = self.findText(layer.name)
-        if index >= 0:
-            self.setCurrentIndex(index)
+        for i in range(self.count()):
+            if self.itemData(i) is layer:
+                self.setCurrentIndex(i)
+                return
