@@ -72,6 +72,14 @@ def test_manifest_reader_writer_and_samples(make_napari_viewer, frames_folder, t
     viewer.open_sample(PLUGIN, "kvasir-frames")
     assert sum(layer.name[:2].isdigit() for layer in viewer.layers) == 6
 
+    from napari_depthpolyp._sample_data import SAMPLES
+
+    video = viewer.open(SAMPLES / "clip.mp4", plugin=PLUGIN)[0]  # a lazy stack, not decoded up front
+    assert type(video.data).__name__ == "VideoStack" and video.data.shape == (48, 256, 320, 3)
+    assert video.metadata["depthpolyp"]["kind"] == "video" and video.metadata["depthpolyp"]["fps"] == 12
+    mixed = viewer.open(SAMPLES / "frames", plugin=PLUGIN)  # frames of different sizes: one layer each
+    assert len(mixed) == 6 and len({layer.data.shape for layer in mixed}) > 1
+
     masks = np.zeros((4, H, W), np.uint8)
     masks[1, 10:20, 10:30] = 1
     labels = viewer.add_labels(masks, name="m", metadata={"depthpolyp": {"frame_names": info["frame_names"]}})
@@ -147,7 +155,9 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
 
     # moving the threshold re-thresholds only unreviewed frames
     corrected = mask.data[1:3].copy()
-    seg.set_threshold(0.95)
+    with pytest.MonkeyPatch.context() as mp:  # no network run
+        mp.setattr("napari_depthpolyp.engine.Predictor.run_batch", lambda *a: pytest.fail("network ran"))
+        seg.set_threshold(0.95)
     assert session.threshold == 0.95 and mask.metadata["depthpolyp"]["threshold"] == 0.95
     np.testing.assert_array_equal(mask.data[1:3], corrected)
     np.testing.assert_array_equal(mask.data[0], decode_map(prob.data[0]) >= 0.95)
