@@ -136,11 +136,11 @@ class GhostDecoder(nn.Module):
         if self.fold_projections:
             w = conv.weight.flatten(1)  # (64, 256)
             y = F.conv2d(feat, (w @ proj.weight.flatten(1))[:, :, None, None], w @ proj.bias)
-            if y.shape[-2:] != size:
+            if i > 1:  # levels 2-4 are coarser than level 1
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
         else:
             y = proj(feat)
-            if y.shape[-2:] != size:
+            if i > 1:
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
             y = conv(y)
         return gfm.from_preactivation(y)
