@@ -1,0 +1,91 @@
+"""Training throughput of DepthPolyp on this CPU at 224x224, batch 16: the network step alone
+(fp32 and bf16 autocast, channels_last) and the whole loop (cache -> augment -> degrade -> teacher ->
+step) on real Kvasir-SEG frames.
+
+    python benchmarks/bench_training.py [--steps 8] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from napari_depthpolyp.model import DepthPolyp
+from napari_depthpolyp.train.losses import MultiTaskLoss
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DEPTHPOLYP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def step_rate(bf16: bool, steps: int, batch: int = 16) -> float:
+    torch.manual_seed(0)
+    net = DepthPolyp().to(memory_format=torch.channels_last)
+    crit = MultiTaskLoss()
+    opt = torch.optim.AdamW(list(net.parameters()) + list(crit.parameters()), lr=1e-4)
+    x = torch.rand(batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    m = (torch.rand(batch, 1, 224, 224) > 0.5).float()
+    d = torch.rand(batch, 1, 224, 224)
+    times = []
+    for i in range(steps + 2):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = net(x)
+        loss = crit(out, m, d)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    return batch * len(times) / sum(times)
+
+
+def loop_rate(steps: int) -> float | None:
+    kvasir = SHARED / "kvasir-seg"
+    if not kvasir.is_dir():
+        print(f"loop: skipped ({kvasir} not found)", file=sys.stderr)
+        return None
+    from napari_depthpolyp.train import TrainConfig, Trainer
+
+    rates = []
+
+    def progress(e):
+        if e["event"] == "epoch":
+            rates.append(e["images_per_s"])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(train_data=[str(kvasir)], val_data=None, epochs=1, max_steps_per_epoch=steps,
+                          workers=1, name="bench", warmup_epochs=0)
+        Trainer(cfg, run_dir=Path(tmp) / "run").run(progress=progress, out_dir=Path(tmp) / "model")
+    return rates[0] if rates else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    res = {
+        "threads": torch.get_num_threads(),
+        "step_fp32_images_per_s": step_rate(False, args.steps),
+        "step_bf16_images_per_s": step_rate(True, args.steps),
+        "loop_bf16_images_per_s": loop_rate(args.steps * 2),
+    }
+    for k, v in res.items():
+        print(f"{k:28s} {v:.1f}" if isinstance(v, float) else f"{k:28s} {v}")
+    if res["loop_bf16_images_per_s"]:
+        hours = 200 * 800 / res["loop_bf16_images_per_s"] / 3600
+        print(f"{'200 epochs x 800 frames':28s} {hours:.2f} h (without validation)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
