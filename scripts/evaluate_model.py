@@ -1,0 +1,74 @@
+"""Evaluate a model on the paper's protocol and print the model card's table.
+
+Kvasir-SEG val (200) and all of CVC-ClinicDB (612), each clean and degraded (seed 0), at the
+model's resolution (224x224, the paper's protocol) and at the frame's original resolution. Every
+figure is one ``depthpolyp eval`` call; this script runs them all, writes the JSON results and
+prints a Markdown table with the paper's numbers beside ours.
+
+    python scripts/evaluate_model.py --model M [--out results/eval-M] [--threshold 0.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DEPTHPOLYP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+PAPER = {("kvasir", False): 0.891, ("kvasir", True): 0.853, ("cvc", False): 0.854, ("cvc", True): 0.751}
+SETS = {"kvasir": ("kvasir-seg", "val"), "cvc": ("cvc-clinicdb", None)}
+
+
+def command(model: str, key: str, degraded: bool, resolution: str, threshold: float | None, out: Path) -> list[str]:
+    folder, split = SETS[key]
+    args = ["eval", "--data", str(SHARED / folder), "--model", model, "--resolution", resolution, "--json", str(out)]
+    if split:
+        args += ["--split", split]
+    if degraded:
+        args += ["--degraded", "--seed", "0"]
+    if threshold is not None:
+        args += ["--threshold", str(threshold)]
+    return args
+
+
+def main() -> int:
+    from napari_depthpolyp.cli import main as cli
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--threshold", type=float)
+    ap.add_argument("--resolutions", nargs="+", default=["model", "original"])
+    args = ap.parse_args()
+    out_dir = Path(args.out or f"results/eval-{Path(args.model).name}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for key in SETS:
+        for degraded in (False, True):
+            for res in args.resolutions:
+                out = out_dir / f"{key}-{'degraded' if degraded else 'clean'}-{res}.json"
+                if not out.is_file():
+                    argv = command(args.model, key, degraded, res, args.threshold, out)
+                    print("depthpolyp " + " ".join(argv), file=sys.stderr)
+                    if cli(argv) != 0:
+                        return 1
+                r = json.loads(out.read_text())
+                rows.append((key, degraded, res, r))
+    print("| test set | condition | resolution | paper mean Dice | ours mean Dice | IoU | recall | precision | S | E | wF | MAE | depth clean↔degraded |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for key, degraded, res, r in rows:
+        paper = f"{PAPER[(key, degraded)]:.3f}" if res == "model" else "—"
+        dc = r.get("depth_clean_vs_degraded")
+        name = "Kvasir-SEG val" if key == "kvasir" else "CVC-ClinicDB (612)"
+        cells = [name, "degraded (seed 0)" if degraded else "clean", res, paper, f"**{r['mean_dice']:.3f}**"]
+        cells += [f"{r[k]:.3f}" for k in ("mean_iou", "recall", "precision", "s_measure", "mean_e_measure", "weighted_f", "mae")]
+        cells.append(f"{dc:.3f}" if dc is not None else "—")
+        print("| " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
