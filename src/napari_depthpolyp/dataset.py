@@ -40,7 +40,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from napari_depthpolyp.io.atomic import atomic_path, write_json
+from napari_depthpolyp.io.atomic import atomic_path, file_sha256, write_json
 
 __all__ = [
     "DatasetError",
@@ -82,15 +82,6 @@ def _natural_key(name: str):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- pixel reading

@@ -15,7 +15,6 @@ per-user data directory), and resolves a model by id, by name (newest version) o
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .io.atomic import atomic_path, write_json
+from .io.atomic import atomic_path, file_sha256, write_json
 from .paths import user_dir
 
 WEIGHTS = "weights.safetensors"
@@ -44,14 +43,6 @@ class ModelError(ValueError):
 
 class NoModelError(ModelError):
     """No trained model is available under the asked name."""
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def now_iso() -> str:
@@ -158,7 +149,7 @@ def open_model(path: str | os.PathLike, *, bundled: bool = False, verify: bool =
         file = path / name
         if not file.is_file():
             raise ModelError(f"{file}: listed in the model card but missing")
-        if verify and sha256_file(file) != expected:
+        if verify and file_sha256(file) != expected:
             raise ModelError(
                 f"{file}: sha256 does not match the model card (file changed or tampered with); refusing to load it"
             )
@@ -185,14 +176,14 @@ def write_model(
     tmp.mkdir(parents=True)
     state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "model": card.id})
-    files = {WEIGHTS: sha256_file(tmp / WEIGHTS)}
+    files = {WEIGHTS: file_sha256(tmp / WEIGHTS)}
     if export_onnx:
         from .model import DepthPolyp
 
         net = DepthPolyp()
         net.load_state_dict(state, strict=True)
         export_onnx_model(net.eval(), tmp / ONNX, card)
-        files[ONNX] = sha256_file(tmp / ONNX)
+        files[ONNX] = file_sha256(tmp / ONNX)
     card.files = files
     write_json(tmp / CARD, card.to_dict())
     if out_dir.exists():
