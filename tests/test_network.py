@@ -112,3 +112,47 @@ def test_channels_last_and_nchw_agree(net):
         a = net(x)
         b = net(x.contiguous(memory_format=torch.channels_last))
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def _with_trained_like_statistics(seed: int = 3) -> DepthPolyp:
+    """A network whose BatchNorm statistics, ISF scales (one negative, one zero) and gate are not the
+    initial ones, so that every folding in the export view has something to fold."""
+    torch.manual_seed(seed)
+    net = DepthPolyp()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+        net.decoder.cyclic_shuffle_enhancer_o.group_scale.copy_(torch.tensor([0.7, -0.3, 1.2, 0.0]))
+        net.decoder.cyclic_shuffle_enhancer_e.group_scale.uniform_(0.5, 1.5)
+        net.decoder.gatefuser.fc.weight.normal_()
+    return net
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_export_view_is_the_same_function(batch):
+    """The ONNX export's arrangement (folded BatchNorm and scales, token matrices, batched ghost
+    convs, gating folded into the head) computes the network's probabilities."""
+    from napari_depthpolyp.model import ProbabilityWrapper
+    from napari_depthpolyp.model.export import ExportView
+
+    net = _with_trained_like_statistics().train()  # the view uses eval semantics whatever the mode
+    view = ExportView(net)
+    assert net.training
+    x = torch.rand(batch, 3, 224, 224)
+    with torch.inference_mode():
+        expected = ProbabilityWrapper(net.eval())(x)
+        got = view(x)
+    for e, g in zip(expected, got):
+        assert g.shape == (batch, 1, 224, 224)
+        assert torch.allclose(e, g, atol=1e-5)
+
+
+def test_export_view_refuses_sizes_that_do_not_halve_exactly(net):
+    from napari_depthpolyp.model.export import ExportView
+
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ExportView(net, 200)
