@@ -110,3 +110,36 @@ def test_export_leaves_the_network_in_its_mode(tmp_path):
     net = DepthPolyp().eval()
     export_onnx_model(net, tmp_path / "m.onnx", ModelCard(name="x", version="0"))
     assert not any(m.training for m in net.modules())
+
+
+def test_onnx_matches_torch_at_batch_1(model_dir):
+    import onnxruntime as ort
+
+    net = model_dir.load_torch()
+    x = np.random.default_rng(1).random((1, 3, 224, 224), dtype=np.float32)
+    sess = ort.InferenceSession(str(model_dir.onnx_path), providers=["CPUExecutionProvider"])
+    seg, depth = sess.run(None, {"image": x})
+    with torch.inference_mode():
+        ref = torch.sigmoid(net(torch.from_numpy(x))).numpy()
+    assert np.abs(seg - ref[:, :1]).max() < 1e-4
+    assert np.abs(depth - ref[:, 1:]).max() < 1e-4
+
+
+def test_exported_graph_is_static_but_for_the_batch_and_lean(model_dir):
+    """What makes the graph fast under ONNX Runtime (see model/export.py): no shape arithmetic,
+    one Gelu node per Mix-FFN, a single Gather (one ISF shuffle), upsampling by scale factors, and
+    a few hundred nodes rather than the ~1,500 of a legacy export."""
+    from collections import Counter
+
+    model = onnx.load(str(model_dir.onnx_path))
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert not {"Shape", "ConstantOfShape", "Expand", "Range", "Unsqueeze"} & set(ops), ops
+    assert ops["Gelu"] == 8 and ops["Erf"] == 0
+    assert ops["Gather"] == 1
+    assert len(model.graph.node) < 400, ops
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    assert dims(model.graph.input[0]) == ["N", 3, 224, 224]
+    assert [dims(o) for o in model.graph.output] == [["N", 1, 224, 224]] * 2
+    for node in model.graph.node:
+        if node.op_type == "Resize":
+            assert node.input[3:] in ([], [""]), "Resize by sizes runs outside ONNX Runtime's NCHWc layout"

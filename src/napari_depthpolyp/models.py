@@ -192,40 +192,62 @@ def write_model(
     return open_model(out_dir)
 
 
-def export_onnx_model(net, out_path: str | os.PathLike, card: ModelCard | None = None, opset: int = 17) -> Path:
+EXPORT_OPSET = 20  # the first opset with a Gelu operator; onnxruntime >= 1.17 runs it
+
+
+def export_onnx_model(net, out_path: str | os.PathLike, card: ModelCard | None = None, opset: int = EXPORT_OPSET) -> Path:
     """Export the inference graph: input ``image`` [N,3,224,224] in [0,1], outputs ``segmentation``
-    and ``depth`` [N,1,224,224] after sigmoid, dynamic batch; the card goes into the metadata."""
+    and ``depth`` [N,1,224,224] after sigmoid, dynamic batch; the card goes into the metadata.
+
+    What is exported is ``ExportView(net)`` (``model/export.py``): the same function and weights
+    arranged for ONNX Runtime's CPU provider (BatchNorm folded, encoder tokens as Gemm-ready
+    matrices, one layout change per convolution, a decoder that stays in ONNX Runtime's blocked
+    NCHWc layout). It goes through the dynamo exporter (``torch.onnx.export(dynamo=True)``) with
+    only the batch dimension symbolic, so every other shape is a constant and the graph carries no
+    Shape/Gather/Concat arithmetic on shapes. The file is standard ONNX (no contrib operators); the
+    fusions ONNX Runtime makes when it loads it (Conv+ReLU, MatMul+Transpose, the NCHWc layout)
+    depend on the machine, so they are left to load time rather than saved. ``opset`` below
+    ``EXPORT_OPSET`` is raised to it (its native Gelu is one kernel; the Erf expansion is five).
+    """
+    import logging
+    import warnings
+
     import onnx
     import torch
 
-    from .model import INPUT_SIZE, ProbabilityWrapper
+    from .model import INPUT_SIZE
+    from .model.export import ExportView
 
     size = card.input_size if card else [INPUT_SIZE, INPUT_SIZE]
-    # eval() on the wrapper too: the exporter restores the wrapper's mode afterwards, recursively,
-    # and a wrapper left in training mode would switch the caller's network to training mode.
-    was_training = net.training
-    wrapper = ProbabilityWrapper(net).eval()
-    dummy = torch.rand(1, 3, *size)
+    view = ExportView(net, tuple(size))  # reads the weights; leaves the caller's network as it is
+    batch = torch.export.Dim("N", min=1)
     out_path = Path(out_path)
-    with atomic_path(out_path) as tmp, torch.inference_mode():
-        torch.onnx.export(
-            wrapper,
-            (dummy,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAMES[0]: {0: "N"}, OUTPUT_NAMES[1]: {0: "N"}},
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-        model = onnx.load(str(tmp))
-        if card is not None:
-            meta = {k: v for k, v in card.to_dict().items() if k != "files"}
-            onnx.helper.set_model_props(model, {"depthpolyp_card": json.dumps(meta)})
-        model.producer_name = "napari-depthpolyp"
-        onnx.save(model, str(tmp))
-    net.train(was_training)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "torchvision is not installed" notices from the exporter
+    try:
+        with atomic_path(out_path) as tmp, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(
+                view,
+                (torch.rand(2, 3, *size),),  # batch 2: a batch of 1 would be specialised as a constant
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_shapes=({0: batch},),
+                opset_version=max(opset, EXPORT_OPSET),
+                dynamo=True,
+                optimize=True,
+                verbose=False,
+            )
+            model = program.model_proto
+            model.ir_version = min(model.ir_version, 9)  # opset 20 needs no more; onnxruntime 1.17 reads 9
+            if card is not None:
+                meta = {k: v for k, v in card.to_dict().items() if k != "files"}
+                onnx.helper.set_model_props(model, {"depthpolyp_card": json.dumps(meta)})
+            model.producer_name = "napari-depthpolyp"
+            onnx.save(model, str(tmp))
+    finally:
+        quiet.setLevel(level)
     return out_path
 
 
