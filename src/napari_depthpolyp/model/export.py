@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .decoder import interleave_index
-from .encoder import HEADS, SR_RATIOS, WIDTHS
+from .encoder import HEADS, MLP_RATIO, SR_RATIOS, WIDTHS
 from .network import DEPTH, INPUT_SIZE, POLYP, DepthPolyp
 
 
@@ -135,19 +135,21 @@ class _Stage(nn.Module):
         return nn.ModuleDict(m)
 
     @staticmethod
-    def _nchw(t, h, w):
-        return t.reshape(-1, h, w, t.shape[-1]).permute(0, 3, 1, 2)
+    def _nchw(t, h, w, c):
+        """(B*H*W, C) tokens -> (B, C, H, W); channel counts are passed as integers, never read
+        from a tensor, so that no exporter turns them into Shape nodes."""
+        return t.reshape(-1, h, w, c).permute(0, 3, 1, 2)
 
     @staticmethod
-    def _tokens(x):
-        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+    def _tokens(x, c):
+        return x.permute(0, 2, 3, 1).reshape(-1, c)
 
     def _attention(self, m, t):
         h, w, c, heads = self.h, self.w, self.c, self.heads
         n, d = h * w, c // heads
         q = m["q"](t)
         if self.sr > 1:
-            t = m["sr_norm"](self._tokens(m["sr"](self._nchw(t, h, w))))
+            t = m["sr_norm"](self._tokens(m["sr"](self._nchw(t, h, w, c)), c))
         k, v = m["k"](t), m["v"](t)
         kv_n = (h // self.sr) * (w // self.sr)
         if heads == 1:
@@ -161,15 +163,16 @@ class _Stage(nn.Module):
         return m["proj"](out.reshape(-1, c))
 
     def _mlp(self, m, t):
-        y = self._tokens(m["dw"](self._nchw(m["fc1"](t), self.h, self.w)))
+        hidden = MLP_RATIO * self.c
+        y = self._tokens(m["dw"](self._nchw(m["fc1"](t), self.h, self.w, hidden)), hidden)
         return m["fc2"](F.gelu(y))
 
     def forward(self, x):
-        t = self.embed_norm(self._tokens(self.embed(x)))
+        t = self.embed_norm(self._tokens(self.embed(x), self.c))
         for m in self.blocks:
             t = t + self._attention(m, m["norm1"](t))
             t = t + self._mlp(m, m["norm2"](t))
-        return self._nchw(self.norm(t), self.h, self.w)
+        return self._nchw(self.norm(t), self.h, self.w, self.c)
 
 
 class _ISF(nn.Module):
