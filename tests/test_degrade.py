@@ -91,3 +91,152 @@ def test_real_frame_degrades_visibly(kvasir_dir):
     x = resize_batch([to_float_rgb(image)], 224)[0].permute(1, 2, 0).numpy()
     out, m = degrade_seeded(x, resize_mask(mask, 224), seed=0)
     assert np.abs(out - x).mean() > 0.01 and m.shape == (224, 224)
+
+
+# ---------------------------------------------------------------------------------------------
+# order, probabilities, rng hygiene
+
+
+def test_names_in_reference_order_and_noise_off_by_default():
+    seven = ["brightness_contrast", "gaussian_blur", "motion_blur", "jpeg", "fog", "optical_distortion", "specular"]
+    assert DegradeConfig().noise is False
+    assert Degrader().names() == seven
+    assert Degrader(DegradeConfig(noise=True)).names() == seven[:3] + ["sensor_noise"] + seven[3:]
+    assert Degrader().probability("sensor_noise") == 0.0
+    assert [Degrader().probability(n) for n in seven] == [1.0, 0.2, 1.0, 0.5, 0.3, 0.3, 0.8]
+
+
+def test_probability_zero_means_never_for_every_seed_including_noise(frame):
+    img, mask = frame
+    names = ("brightness_contrast", "gaussian_blur", "motion_blur", "jpeg", "fog", "optical_distortion", "specular", "noise")
+    cfg = DegradeConfig(noise=True, **{f"{n}_p": 0.0 for n in names})
+    for seed in range(10):
+        out, m = degrade_seeded(img[:32, :32], mask[:32, :32], seed=seed, config=cfg)
+        assert np.array_equal(out, img[:32, :32]) and np.array_equal(m, mask[:32, :32])
+
+
+def test_probability_is_respected():
+    img = np.full((12, 12, 3), 0.5, np.float32)
+    off = {f"{n}_p": 0.0 for n in ("brightness_contrast", "gaussian_blur", "motion_blur", "jpeg",
+                                    "optical_distortion", "specular")}
+    deg = Degrader(DegradeConfig(fog_p=0.3, **off))
+    fired = sum(not np.array_equal(deg(img, None, np.random.default_rng(s))[0], img) for s in range(300))
+    assert 60 <= fired <= 120, fired  # 90 expected (binomial sd ~ 8)
+
+
+def test_only_the_given_rng_is_used(frame):
+    img, mask = frame
+    state = np.random.get_state()
+    degrade_seeded(img, mask, seed=3, config=DegradeConfig(noise=True, noise_p=1.0))
+    after = np.random.get_state()
+    assert state[0] == after[0] and np.array_equal(state[1], after[1]) and state[2:] == after[2:]
+
+
+def test_inputs_are_checked(frame):
+    img, mask = frame
+    with pytest.raises(TypeError):
+        degrade_seeded((img * 255).astype(np.uint8), mask, seed=0)
+    with pytest.raises(ValueError):
+        degrade_seeded(img[..., :2], mask, seed=0)
+    with pytest.raises(ValueError):
+        degrade_seeded(img, mask[:10], seed=0)
+    with pytest.raises(KeyError):
+        Degrader().apply_one("rain", img, mask, np.random.default_rng(0))
+    with pytest.raises(ValueError):
+        DegradeConfig(fog_p=1.5)
+
+
+def test_mask_none_and_dtypes_are_kept(frame):
+    img, mask = frame
+    out, m = degrade_seeded(img, None, seed=2)
+    assert m is None and out.dtype == np.float32
+    mask_u8 = mask.astype(np.uint8) * 255
+    for seed in range(3):
+        _, m = Degrader().apply_one("optical_distortion", img, mask_u8, np.random.default_rng(seed))
+        assert m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255}
+
+
+def test_distortion_warps_the_mask_exactly_like_the_image():
+    # a strong distortion (the reference's 0.05 moves corners by ~4 px only) makes the check sharp:
+    # the returned mask must match the warped image far better than the unwarped mask does
+    yy, xx = np.mgrid[0:160, 0:160]
+    mask = ((yy // 20 + xx // 20) % 2 == 0) & (yy > 8) & (xx > 8)  # a checkerboard: edges everywhere
+    img = np.repeat(mask[..., None].astype(np.float32), 3, -1)
+    for distort in (0.05, 0.4):
+        deg = Degrader(DegradeConfig(distort_limit=distort))
+        checked = 0
+        for seed in range(4):
+            out, m = deg.apply_one("optical_distortion", img, mask, np.random.default_rng(seed))
+            seen = out[..., 0] > 0.5
+            moved = (seen != mask).mean()
+            if moved > 0.002:  # the image moved (k is uniform in [-limit, limit], so not always)
+                checked += 1
+                assert (seen != m).mean() < 0.2 * moved, (distort, seed)  # and the mask moved with it
+        assert checked >= 2, distort
+
+
+# ---------------------------------------------------------------------------------------------
+# speculars
+
+
+def test_specular_spot_is_a_gaussian_blurred_ellipse():
+    from scipy import ndimage as ndi
+
+    from napari_depthpolyp.degrade import _soft_ellipse
+
+    n, ss = 160, 4
+    for a, b, theta, sigma in [(25, 25, 0.0, 6.0), (30, 10, 0.6, 2.5), (12, 12, 0.0, 1.5)]:
+        y0, x0, patch = _soft_ellipse(n, n, 80.0, 80.0, a, b, theta, sigma)
+        got = np.zeros((n, n), np.float32)
+        got[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+        yy, xx = (np.mgrid[0:n * ss, 0:n * ss] + 0.5) / ss - 0.5 - 80.0  # supersampled binary ellipse
+        u, v = xx * np.cos(theta) + yy * np.sin(theta), yy * np.cos(theta) - xx * np.sin(theta)
+        disk = ((u / a) ** 2 + (v / b) ** 2 <= 1).reshape(n, ss, n, ss).mean((1, 3))
+        ref = ndi.gaussian_filter(disk, sigma)
+        err = np.abs(got - ref)
+        assert err[ref > 0.01].mean() < 0.04 and err.max() < 0.2, (a, b, sigma, err.max())
+
+
+def test_specular_radii_scale_with_the_image():
+    grey = np.full((224, 224, 3), 0.3, np.float32)
+    big = np.full((448, 448, 3), 0.3, np.float32)
+    ratios = []
+    for seed in range(4):
+        small_out, _ = Degrader().apply_one("specular", grey, None, np.random.default_rng(seed))
+        big_out, _ = Degrader().apply_one("specular", big, None, np.random.default_rng(seed))
+        ratios.append((big_out > 0.31).all(-1).sum() / max(1, (small_out > 0.31).all(-1).sum()))
+    assert 3.0 < np.median(ratios) < 5.0, ratios  # area x4 for twice the size
+
+
+def test_specular_cores_are_white_on_a_red_frame():
+    red = np.zeros((224, 224, 3), np.float32)
+    red[..., 0] = 0.7
+    red[..., 1] = 0.25
+    out, _ = Degrader().apply_one("specular", red, None, np.random.default_rng(1))
+    changed = np.abs(out - red).max(-1) > 0.05
+    white = (out >= 0.999).all(-1)
+    assert white.any() and white.sum() < changed.sum()  # saturated core, softer halo around it
+
+
+# ---------------------------------------------------------------------------------------------
+# geometric augmentation
+
+
+def test_geometric_augmentation_never_and_exact_flips(frame):
+    img, mask = frame
+    depth = img[..., 1].copy()
+    never = AugmentConfig(rotate_p=0, shift_scale_p=0, hflip_p=0, vflip_p=0)
+    a, m, d = augment_geometric(img, mask, depth, np.random.default_rng(0), never)
+    assert np.array_equal(a, img) and np.array_equal(m, mask) and np.array_equal(d, depth)
+    flips = AugmentConfig(rotate_p=0, shift_scale_p=0, hflip_p=1, vflip_p=1)
+    a, m, d = augment_geometric(img, mask, None, np.random.default_rng(0), flips)
+    assert np.array_equal(a, img[::-1, ::-1]) and np.array_equal(m, mask[::-1, ::-1]) and d is None
+
+
+def test_geometric_augmentation_moves_things_and_keeps_dtypes(frame):
+    img, mask = frame
+    cfg = AugmentConfig(rotate_p=1, shift_scale_p=1, hflip_p=0, vflip_p=0)
+    a, m, d = augment_geometric(img, mask.astype(np.uint8), img[..., 0], np.random.default_rng(9), cfg)
+    assert a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1 and not np.array_equal(a, img)
+    assert m.dtype == np.uint8 and d.dtype == np.float32 and d.shape == mask.shape
+    assert not np.array_equal(m, mask.astype(np.uint8))
