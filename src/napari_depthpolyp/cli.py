@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export-onnx", help="export a model to ONNX (dynamic batch, card in metadata)")
     s.add_argument("--model")
     s.add_argument("--out", required=True)
-    s.add_argument("--opset", type=int, default=17)
+    s.add_argument("--opset", type=int, default=20)
     s.set_defaults(func=cmd_export_onnx)
 
     def training_args(s, finetune: bool):
