@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,7 +93,3 @@ def concat_caches(caches: list[FrameCache]) -> FrameCache:
         depth=np.concatenate([c.depth for c in caches]) if with_depth else None,
         fingerprint="+".join(c.fingerprint for c in caches),
     )
-
-
-def cache_root() -> Path:
-    return cache_dir() / "frames"
