@@ -448,18 +448,19 @@ def uncertainty_score(
     With neighbours (adjacent video frames): ``0.4·mean_entropy + 0.3·boundary + 0.3·temporal``.
     """
     p = as_probability(prob)
-    parts = {
-        "entropy": mean_binary_entropy(p),
-        "boundary": boundary_uncertainty(p, threshold),
-    }
     neighbours = list(neighbours) if neighbours is not None else []
-    if neighbours:
-        parts["temporal"] = temporal_disagreement(p, neighbours)
+    temporal = temporal_disagreement(p, neighbours) if neighbours else None
+    return combine_uncertainty(mean_binary_entropy(p), boundary_uncertainty(p, threshold), temporal)
+
+
+def combine_uncertainty(entropy: float, boundary: float, temporal: float | None = None) -> float:
+    """:func:`uncertainty_score` from its parts (``temporal`` None: a frame without neighbours)."""
+    parts = {"entropy": entropy, "boundary": boundary}
+    weights = _W_NO_NEIGHBOURS
+    if temporal is not None and not np.isnan(temporal):
+        parts["temporal"] = temporal
         weights = _W_NEIGHBOURS
-    else:
-        weights = _W_NO_NEIGHBOURS
-    score = sum(weights[k] * parts[k] for k in weights)
-    return float(np.clip(score, 0.0, 1.0))
+    return float(np.clip(sum(weights[k] * parts[k] for k in weights), 0.0, 1.0))
 
 
 def frame_summary(prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> dict:

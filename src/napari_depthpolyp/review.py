@@ -64,7 +64,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .engine import apply_threshold
-from .metrics import boundary_uncertainty, mean_binary_entropy, temporal_disagreement, uncertainty_score
+from .metrics import boundary_uncertainty, combine_uncertainty, mean_binary_entropy, temporal_disagreement
 
 __all__ = [
     "STATUSES",
@@ -138,23 +138,36 @@ def thumbnail(prob: np.ndarray, size: int = THUMB) -> np.ndarray:
 # ----------------------------------------------------------------------------- predictions
 @dataclass
 class Prediction:
-    """One predicted frame, ready to be stored: maps in the session's storage dtype and a thumbnail."""
+    """One predicted frame, ready to be stored: maps in the session's storage dtype, a thumbnail
+    and, when computed where the prediction was made (the worker thread, not napari's), the
+    frame's own uncertainty parts: ``entropy`` and ``boundary`` at ``threshold``."""
 
     index: int
     probability: np.ndarray
     depth: np.ndarray
     thumb: np.ndarray
+    entropy: float | None = None
+    boundary: float | None = None
+    threshold: float | None = None
+
+    @classmethod
+    def scored(cls, index: int, probability: np.ndarray, depth: np.ndarray, map_dtype, threshold: float | None) -> "Prediction":
+        thumb = thumbnail(probability)
+        entropy = boundary = None
+        if threshold is not None:
+            entropy, boundary = mean_binary_entropy(thumb), boundary_uncertainty(thumb, threshold)
+        return cls(index, encode_map(probability, map_dtype), encode_map(depth, map_dtype), thumb, entropy, boundary, threshold)
 
 
-def iter_predictions(predictor, data, indices: Iterable[int] | None, map_dtype, source: str = "stack") -> Iterator[list[Prediction]]:
+def iter_predictions(
+    predictor, data, indices: Iterable[int] | None, map_dtype, source: str = "stack", threshold: float | None = None
+) -> Iterator[list[Prediction]]:
     """The compute generator behind the segment widget (it runs in a worker thread): one list of
     :class:`Prediction` per batch of :meth:`Predictor.iter_predict`, so a consumer can stop it
-    between batches and show results as they come."""
+    between batches and show results as they come. With ``threshold`` each frame's own
+    uncertainty parts are computed here too, leaving the GUI thread only the neighbour term."""
     for batch in predictor.iter_predict(data, indices, source=source):
-        yield [
-            Prediction(r.index, encode_map(r.probability, map_dtype), encode_map(r.depth, map_dtype), thumbnail(r.probability))
-            for r in batch
-        ]
+        yield [Prediction.scored(r.index, r.probability, r.depth, map_dtype, threshold) for r in batch]
 
 
 # ----------------------------------------------------------------------------- sidecar folders
@@ -307,7 +320,8 @@ class ReviewSession:
         self._set(i, UNREVIEWED)
 
     # -- predictions and threshold --------------------------------------------------------------
-    def _allocate(self) -> None:
+    def allocate_maps(self) -> None:
+        """Allocate the probability and depth stores (zeros until frames are predicted)."""
         if self.probability is None:
             self.probability = np.zeros((self.n, *self.shape), self.map_dtype)
             self.depth = np.zeros((self.n, *self.shape), self.map_dtype)
@@ -325,7 +339,7 @@ class ReviewSession:
     def add_predictions(self, predictions: Iterable[Prediction], model: int = -1) -> list[int]:
         """Store predictions; the masks of unreviewed frames become the proposals. Returns the
         indices stored. ``model``: index from :meth:`add_model`."""
-        self._allocate()
+        self.allocate_maps()
         done = []
         for p in predictions:
             i = self._check(p.index)
@@ -334,6 +348,9 @@ class ReviewSession:
             self.probability[i] = p.probability
             self.depth[i] = p.depth
             self._thumbs[i] = p.thumb
+            self.entropy[i] = mean_binary_entropy(p.thumb) if p.entropy is None else p.entropy
+            self.boundary[i] = (p.boundary if p.boundary is not None and p.threshold == self.threshold
+                                else boundary_uncertainty(p.thumb, self.threshold))
             self.predicted[i] = True
             self.frame_model[i] = model
             if self.status[i] == UNREVIEWED:
@@ -361,7 +378,7 @@ class ReviewSession:
         frames = [int(i) for i in np.flatnonzero(self.predicted & (self.status == UNREVIEWED))]
         for i in frames:
             self.masks[i] = apply_threshold(decode_map(self.probability[i]), threshold)
-        self._rescore(self._thumbs.keys())
+        self._rescore(self._thumbs.keys(), boundary=True)
         return frames
 
     def depth_of(self, i: int) -> np.ndarray | None:
@@ -369,16 +386,19 @@ class ReviewSession:
         return decode_map(self.depth[i]) if self.predicted[i] else None
 
     # -- uncertainty ----------------------------------------------------------------------------
-    def _rescore(self, frames: Iterable[int]) -> None:
+    def _rescore(self, frames: Iterable[int], *, boundary: bool = False) -> None:
+        """Recompute the neighbour term and the score of ``frames`` (a frame's entropy is stored
+        when it is predicted; its boundary term too, and again here when ``boundary``: the
+        threshold changed)."""
         for i in sorted(frames):
             thumb = self._thumbs.get(i)
             if thumb is None:
                 continue
             neighbours = [self._thumbs[j] for j in (i - 1, i + 1) if self.temporal and j in self._thumbs]
-            self.entropy[i] = mean_binary_entropy(thumb)
-            self.boundary[i] = boundary_uncertainty(thumb, self.threshold)
+            if boundary:
+                self.boundary[i] = boundary_uncertainty(thumb, self.threshold)
             self.disagreement[i] = temporal_disagreement(thumb, neighbours) if neighbours else np.nan
-            self.scores[i] = uncertainty_score(thumb, self.threshold, neighbours or None)
+            self.scores[i] = combine_uncertainty(self.entropy[i], self.boundary[i], self.disagreement[i])
 
     def ranking(self, *, unreviewed_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
         """Predicted frames from most to least uncertain: index, score, its parts and the status."""

@@ -162,11 +162,16 @@ class ReviewController(QObject):
         self.touch()
 
     def add_predictions(self, predictions, model: int = -1) -> None:
-        self.session.add_predictions(predictions, model)
+        """Store a batch and show it. The layers view the session's arrays, so only the frame on
+        screen needs redrawing, and only when it is in this batch (a 300-frame run then redraws
+        once, not 38 times, keeping napari's thread free)."""
+        done = self.session.add_predictions(predictions, model)
         layers = (self.mask_layer, self.prob_layer, self.depth_layer)
         if any(layer is None or layer not in self.viewer.layers for layer in layers):
             self.ensure_layers()  # first results, or the user deleted one of the layers
-        self.refresh()
+            self.refresh()
+        elif not self.is_stack or self.current() in done:
+            self.refresh()
         self.touch()
 
     def set_threshold(self, threshold: float) -> None:

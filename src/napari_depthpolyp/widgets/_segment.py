@@ -194,6 +194,8 @@ class SegmentWidget(QWidget):
             return None
         ctrl = self.ctx.controller_for(layer, parent=self)
         ctrl.set_threshold(self.threshold_value)
+        ctrl.session.allocate_maps()
+        ctrl.ensure_layers()  # the layers appear at the click, not in the middle of the stream
         self.ctx.set_active(ctrl)
         model_index = ctrl.session.add_model(model.provenance())
         backend = self.backend.currentText()
@@ -212,6 +214,7 @@ class SegmentWidget(QWidget):
         self._set_running(True)
         self.worker = start_worker(
             self._compute, model, backend, layer.data, indices, ctrl.session.map_dtype, layer.name, batch,
+            ctrl.session.threshold,
             desc=f"Segmenting {layer.name}", total=math.ceil(len(indices) / batch),
             on_yield=show, on_return=lambda _: self._finished(), on_done=lambda: self._set_running(False),
         )
@@ -219,12 +222,13 @@ class SegmentWidget(QWidget):
         self.worker.errored.connect(lambda exc: self.status.setText(f"Segmentation failed: {exc}"))
         return self.worker
 
-    def _compute(self, model, backend, data, indices, map_dtype, source, batch):
-        """Runs in the worker thread: load (or reuse) the predictor, then yield per batch."""
+    def _compute(self, model, backend, data, indices, map_dtype, source, batch, threshold):
+        """Runs in the worker thread: load (or reuse) the predictor, then yield per batch (with each
+        frame's uncertainty parts computed here, off napari's thread)."""
         p = self._predictor
         if p is None or p.model.path != model.path or p.model.sha256() != model.sha256() or p.backend != backend:
             p = self._predictor = Predictor(model, backend=backend, batch_size=batch)
-        yield from iter_predictions(p, data, indices, map_dtype, source=source)
+        yield from iter_predictions(p, data, indices, map_dtype, source=source, threshold=threshold)
 
     def cancel(self) -> None:
         if self.worker is not None:
