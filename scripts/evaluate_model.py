@@ -3,7 +3,9 @@
 Kvasir-SEG val (200) and all of CVC-ClinicDB (612), each clean and degraded (seed 0), at the
 model's resolution (224x224, the paper's protocol) and at the frame's original resolution. Every
 figure is one ``depthpolyp eval`` call; this script runs them all, writes the JSON results and
-prints a Markdown table with the paper's numbers beside ours.
+prints a Markdown table with the paper's numbers beside ours. Then the false-positive test for
+video: ``depthpolyp predict`` over the five PolypGen sequences that show no polyp at all, counting
+the frames where the model marks any polyp pixel.
 
     python scripts/evaluate_model.py --model M [--out results/eval-M] [--threshold 0.3]
 """
@@ -67,6 +69,31 @@ def main() -> int:
         cells += [f"{r[k]:.3f}" for k in ("mean_iou", "recall", "precision", "s_measure", "mean_e_measure", "weighted_f", "mae")]
         cells.append(f"{dc:.3f}" if dc is not None else "—")
         print("| " + " | ".join(cells) + " |")
+    return false_positives(args.model, args.threshold, out_dir)
+
+
+def false_positives(model: str, threshold: float | None, out_dir: Path) -> int:
+    from napari_depthpolyp.cli import main as cli
+
+    root = SHARED / "polypgen-negative"
+    print("\n| PolypGen sequence (no polyp) | frames | frames with a polyp marked | largest marked area |")
+    print("|---|---|---|---|")
+    total = flagged = 0
+    for seq in sorted(p for p in root.iterdir() if p.is_dir()):
+        out = out_dir / "polypgen-negative" / seq.name
+        if not (out / "summary.json").is_file():
+            argv = ["predict", str(seq), "--out", str(out), "--model", model]
+            if threshold is not None:
+                argv += ["--threshold", str(threshold)]
+            print("depthpolyp " + " ".join(argv), file=sys.stderr)
+            if cli(argv) != 0:
+                return 1
+        frames = [f for e in json.loads((out / "summary.json").read_text())["inputs"] for f in e["frames"]]
+        marked = [f for f in frames if f["polyp_present"]]
+        total, flagged = total + len(frames), flagged + len(marked)
+        largest = max((f["area_fraction"] for f in frames), default=0.0)
+        print(f"| {seq.name} | {len(frames)} | {len(marked)} ({len(marked) / len(frames):.0%}) | {largest:.1%} of the frame |")
+    print(f"| **all** | {total} | **{flagged} ({flagged / max(total, 1):.0%})** | |")
     return 0
 
 
