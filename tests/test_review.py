@@ -233,3 +233,28 @@ def test_iter_predictions_yields_per_batch():
     batches = list(iter_predictions(_FakePredictor(), data, [0, 2, 3], np.uint8))
     assert [[p.index for p in b] for b in batches] == [[0, 2], [3]]
     assert batches[0][0].probability.dtype == np.uint8 and batches[0][0].thumb.dtype == np.float32
+
+
+def test_scores_precomputed_in_the_worker_equal_scores_computed_in_the_session(tmp_path):
+    from napari_depthpolyp.metrics import uncertainty_score
+
+    probs = [blob(20, 10 + 5 * i, soft=0.6 + 0.05 * i) for i in range(5)]
+
+    def session(name, threshold, worker_threshold=None):
+        s = ReviewSession(5, (H, W), source=tmp_path / f"{name}.mp4", threshold=threshold)
+        if worker_threshold is None:
+            s.add_predictions([pred(i, p) for i, p in enumerate(probs)])
+        else:
+            s.add_predictions([Prediction.scored(i, p, p * 0.5, np.float32, worker_threshold) for i, p in enumerate(probs)])
+        return s
+
+    plain = session("plain", 0.5)
+    thumbs = [thumbnail(p) for p in probs]
+    assert plain.scores[2] == pytest.approx(uncertainty_score(thumbs[2], 0.5, [thumbs[1], thumbs[3]]))
+    assert plain.scores[0] == pytest.approx(uncertainty_score(thumbs[0], 0.5, [thumbs[1]]))
+    np.testing.assert_allclose(session("worker", 0.5, 0.5).scores, plain.scores, rtol=1e-6)
+    # parts made at a threshold that is not the session's are recomputed, now and after a change
+    stale = session("stale", 0.3, 0.5)
+    np.testing.assert_allclose(stale.scores, session("fresh", 0.3).scores, rtol=1e-6)
+    stale.set_threshold(0.5)
+    np.testing.assert_allclose(stale.scores, plain.scores, rtol=1e-6)
