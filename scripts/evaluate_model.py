@@ -59,15 +59,16 @@ def main() -> int:
                         return 1
                 r = json.loads(out.read_text())
                 rows.append((key, degraded, res, r))
-    print("| test set | condition | resolution | paper mean Dice | ours mean Dice | IoU | recall | precision | S | E | wF | MAE | depth clean↔degraded |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| test set | condition | resolution | paper mean Dice | ours mean Dice | IoU | recall | precision | S | E | wF | MAE | depth clean↔degraded | depth↔teacher |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, degraded, res, r in rows:
         paper = f"{PAPER[(key, degraded)]:.3f}" if res == "model" else "—"
-        dc = r.get("depth_clean_vs_degraded")
         name = "Kvasir-SEG val" if key == "kvasir" else "CVC-ClinicDB (612)"
         cells = [name, "degraded (seed 0)" if degraded else "clean", res, paper, f"**{r['mean_dice']:.3f}**"]
         cells += [f"{r[k]:.3f}" for k in ("mean_iou", "recall", "precision", "s_measure", "mean_e_measure", "weighted_f", "mae")]
-        cells.append(f"{dc:.3f}" if dc is not None else "—")
+        for key_ in ("depth_clean_vs_degraded", "depth_vs_teacher"):
+            v = r.get(key_)
+            cells.append(f"{v:.3f}" if v is not None else "—")
         print("| " + " | ".join(cells) + " |")
     return false_positives(args.model, args.threshold, out_dir)
 
