@@ -47,6 +47,7 @@ def test_loss_terms_behave():
     assert dice_loss(logits, target) < 0.01
     d = torch.rand(2, 1, 16, 16)
     assert ssi_l1(3 * d + 1, d) < 1e-4  # scale and shift do not count
+    assert ssi_l1(1 - d, d) < 1e-4  # nor the sign: the export orients the depth (train/orient.py)
     loss = MultiTaskLoss(depth=False)
     out = loss(torch.randn(2, 2, 16, 16), (torch.rand(2, 1, 16, 16) > 0.5).float(), None)
     assert set(out) == {"seg", "total"} and torch.equal(out["seg"], out["total"])
@@ -65,6 +66,8 @@ def test_short_training_lowers_the_loss(tiny_dataset, tmp_path):
     m = open_model(model.path)
     assert m.card.training_data["train"][0]["n"] == 12
     assert m.card.metrics["val"]["val_dice_clean"] >= 0
+    orientation = m.card.metrics["depth_orientation"]
+    assert orientation["correlation"] >= 0 and isinstance(orientation["flipped"], bool)
 
 
 @pytest.mark.slow
@@ -103,3 +106,47 @@ def test_finetune_registers_a_new_version_and_keeps_the_parent(tiny_dataset, tmp
     ce = child.load_torch().state_dict()
     assert torch.equal(pe["encoder.patch_embed1.proj.weight"], ce["encoder.patch_embed1.proj.weight"])
     assert not torch.equal(pe["segmentation_head.0.weight"], ce["segmentation_head.0.weight"])
+
+
+def _sample_frames() -> torch.Tensor:
+    from napari_depthpolyp.demo import sample_paths
+    from napari_depthpolyp.io import read_image
+    from napari_depthpolyp.preprocess import resize_batch, to_float_rgb
+
+    files = sorted(sample_paths()["frames"].iterdir())
+    return resize_batch([to_float_rgb(read_image(p), str(p)) for p in files], 224)
+
+
+def test_orienting_the_depth_is_an_exact_flip_that_spares_the_polyp_channel():
+    from napari_depthpolyp.model import DepthPolyp
+    from napari_depthpolyp.train.orient import depth_prior_correlation, flip_depth, orient_depth
+
+    torch.manual_seed(0)
+    state = DepthPolyp().eval().state_dict()
+    frames = _sample_frames()
+    c = depth_prior_correlation(state, frames)
+    inverted = state if c < 0 else flip_depth(state)  # a network that learnt near = low
+    oriented, record = orient_depth(inverted, frames)
+    assert record["flipped"] and record["correlation"] == pytest.approx(abs(c), abs=1e-6)
+    assert depth_prior_correlation(oriented, frames) == pytest.approx(abs(c), abs=1e-6)
+    again, record = orient_depth(oriented, frames)
+    assert not record["flipped"] and again is oriented
+    nets = []
+    for sd in (inverted, oriented):
+        net = DepthPolyp().eval()
+        net.load_state_dict(sd)
+        nets.append(net)
+    with torch.inference_mode():
+        a, b = (net(frames[:2]) for net in nets)
+    assert torch.equal(a[:, 0], b[:, 0])  # the polyp logits are untouched
+    assert torch.allclose(torch.sigmoid(b[:, 1]), 1 - torch.sigmoid(a[:, 1]), atol=1e-6)
+
+
+def test_the_bundled_model_points_near_high():
+    """Its depth follows the light fall-off prior (near = bright) on the bundled frames."""
+    from napari_depthpolyp.models import resolve_model
+    from napari_depthpolyp.train.orient import depth_prior_correlation
+
+    model = resolve_model()
+    assert model.card.metrics["depth_orientation"]["correlation"] > 0.5
+    assert depth_prior_correlation(model.load_torch().state_dict(), _sample_frames()) > 0.5

@@ -11,7 +11,8 @@ fine-tune widget).
   exactly as an uninterrupted one.
 * Checkpoints every epoch (and on cancel) in the run directory under the user cache; selection on
   val by ``0.7 * clean Dice + 0.3 * degraded Dice``; a per-epoch log (``log.jsonl`` and ``log.csv``).
-* Output: a model directory (weights, ONNX, card) that never overwrites an existing one.
+* Output: a model directory (weights, ONNX, card) that never overwrites an existing one, its depth
+  oriented near = high (``orient.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ..paths import cache_dir
 from .cache import FrameCache, build_cache, concat_caches
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .losses import DepthLossWeights, MultiTaskLoss
+from .orient import orient_depth
 
 
 @dataclass
@@ -432,6 +434,10 @@ class Trainer:
         version = cfg.version
         if out_dir is None:
             out_dir, version = next_user_model_dir(cfg.name)
+        state = load_file(str(self.run_dir / "best.safetensors"))
+        metrics: dict[str, Any] = {"val": {k: v for k, v in best.items() if k.startswith("val_")}, "selected_epoch": best.get("epoch")}
+        if cfg.depth:  # the losses leave the depth's sign free: export near = high (train/orient.py)
+            state, metrics["depth_orientation"] = orient_depth(state, self._orientation_frames())
         card = ModelCard(
             name=cfg.name,
             version=version,
@@ -439,8 +445,15 @@ class Trainer:
             default_threshold=cfg.threshold,
             parent=self.parent.id if self.parent else None,
             training_data=self.data_fingerprint,
-            metrics={"val": {k: v for k, v in best.items() if k.startswith("val_")}, "selected_epoch": best.get("epoch")},
+            metrics=metrics,
             config=cfg.to_json(),
             description=cfg.description,
         )
-        return write_model(out_dir, load_file(str(self.run_dir / "best.safetensors")), card)
+        return write_model(out_dir, state, card)
+
+    def _orientation_frames(self, n: int = 64) -> torch.Tensor:
+        """Clean frames to orient the depth on: the val set, or the first training frames."""
+        if self.val is not None:
+            return self.val["clean"][0]
+        images = np.asarray(self.train_cache.images[:n], dtype=np.float32) / 255.0
+        return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

@@ -29,7 +29,10 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: float = 1.0
 
 
 def _align_scale_shift(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Least-squares scale s and shift t per image so that s*pred + t best matches target."""
+    """Least-squares scale s and shift t per image so that s*pred + t best matches target.
+
+    s may be negative: these terms do not fix the depth's sign. The exported model is oriented
+    near = high afterwards (``orient.py``)."""
     b = pred.shape[0]
     p = pred.reshape(b, -1)
     t = target.reshape(b, -1)
