@@ -99,6 +99,28 @@ def test_registry_lists_and_resolves_user_models(model_dir):
     assert not path.exists() and version.startswith("ft.")
 
 
+def test_a_fine_tune_named_like_the_bundled_model_does_not_replace_the_default():
+    import shutil
+
+    from napari_depthpolyp.models import DEFAULT_MODEL, _version_key, read_card
+
+    bundled = resolve_model()
+    assert bundled.bundled and bundled.card.name == DEFAULT_MODEL
+    target = user_models_dir() / f"{DEFAULT_MODEL}-ft.1"
+    shutil.copytree(bundled.path, target)
+    card = json.loads((target / "card.json").read_text())
+    card["version"] = "ft.1"
+    (target / "card.json").write_text(json.dumps(card))
+    try:
+        assert read_card(target).version == "ft.1"
+        assert resolve_model().path == bundled.path  # no flags: still the bundled model
+        assert resolve_model(DEFAULT_MODEL).path == target  # by name: the newest version
+        assert resolve_model(f"{DEFAULT_MODEL}-ft.1").path == target
+    finally:
+        shutil.rmtree(target)
+    assert sorted(["ft.2", "1.10", "ft.1", "1.2", "1.0"], key=_version_key) == ["1.0", "1.2", "1.10", "ft.1", "ft.2"]
+
+
 def test_a_model_is_never_overwritten(model_dir):
     with pytest.raises(ModelError, match="never overwritten"):
         write_model(model_dir.path, DepthPolyp().state_dict(), ModelCard(name="x", version="1"))

@@ -308,7 +308,9 @@ def list_models() -> list[ModelDir]:
 
 
 def _version_key(version: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"[.\-]", version)]
+    """Orders "1.0" < "1.2" < "1.10" < "ft.1" < "ft.2": numbers numerically, and a word (a fine-tune's
+    "ft") after any number, so that mixed versions compare instead of raising."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"[.\-]", version)]
 
 
 def resolve_model(spec: str | os.PathLike | None = None) -> ModelDir:
@@ -324,6 +326,9 @@ def resolve_model(spec: str | os.PathLike | None = None) -> ModelDir:
         if m.id == wanted or m.path.name == wanted:
             return open_model(m.path, bundled=m.bundled)
     named = [m for m in models if m.card.name == wanted]
+    if spec is None and any(m.bundled for m in named):
+        # no model named: the bundled default, even when the user's fine-tunes share its name
+        named = [m for m in named if m.bundled]
     if named:
         best = max(named, key=lambda m: _version_key(m.card.version))
         return open_model(best.path, bundled=best.bundled)
