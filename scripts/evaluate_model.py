@@ -66,8 +66,8 @@ def main() -> int:
         name = "Kvasir-SEG val" if key == "kvasir" else "CVC-ClinicDB (612)"
         cells = [name, "degraded (seed 0)" if degraded else "clean", res, paper, f"**{r['mean_dice']:.3f}**"]
         cells += [f"{r[k]:.3f}" for k in ("mean_iou", "recall", "precision", "s_measure", "mean_e_measure", "weighted_f", "mae")]
-        for key_ in ("depth_clean_vs_degraded", "depth_vs_teacher"):
-            v = r.get(key_)
+        for field in ("depth_clean_vs_degraded", "depth_vs_teacher"):
+            v = r.get(field)
             cells.append(f"{v:.3f}" if v is not None else "—")
         print("| " + " | ".join(cells) + " |")
     return false_positives(args.model, args.threshold, out_dir)

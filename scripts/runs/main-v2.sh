@@ -5,14 +5,7 @@
 # 200 epochs (~2 h). It replaces the bundled model only if it measures better on val (and then on the
 # model card's table). Run it in the background:
 #   setsid nohup scripts/runs/main-v2.sh >> main-v2.log 2>&1 &
-# Running it again after an interruption continues from the last checkpoint (--resume is added).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-RUNS="${DEPTHPOLYP_CACHE_DIR:-$HOME/.cache/napari-depthpolyp}/runs"
-RESUME=""
-[ -f "$RUNS/main-v2/checkpoint.json" ] && RESUME="--resume"
-exec .venv/bin/depthpolyp train --data ../shared/data/kvasir-seg --val-data ../shared/data/kvasir-seg \
-  --name depthpolyp-kvasir --version 1.1 --epochs 200 --batch-size 16 --lr 2e-4 --weight-decay 0.01 \
-  --warmup-epochs 10 --ema 0.999 --val-every 5 --workers 1 --seed 0 \
-  --description "DepthPolyp trained on Kvasir-SEG train (800) with degradations and the light fall-off depth teacher" \
-  --run-dir "$RUNS/main-v2" --out "$RUNS/../out/depthpolyp-kvasir-1.1" $RESUME
+# Running it again after an interruption continues from the last checkpoint.
+exec "$(dirname "$0")/_train.sh" main-v2 depthpolyp-kvasir-1.1 \
+  --name depthpolyp-kvasir --version 1.1 --epochs 200 --warmup-epochs 10 \
+  --description "DepthPolyp trained on Kvasir-SEG train (800) with degradations and the light fall-off depth teacher"

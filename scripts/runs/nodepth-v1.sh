@@ -2,14 +2,7 @@
 # The depth-off ablation (issue 4): the main run's recipe with --no-depth.
 # About 35 s per epoch on an idle 2-core CPU (bf16), 100 epochs (~1 h). Run it in the background:
 #   setsid nohup scripts/runs/nodepth-v1.sh >> nodepth-v1.log 2>&1 &
-# Running it again after an interruption continues from the last checkpoint (--resume is added).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-RUNS="${DEPTHPOLYP_CACHE_DIR:-$HOME/.cache/napari-depthpolyp}/runs"
-RESUME=""
-[ -f "$RUNS/nodepth-v1/checkpoint.json" ] && RESUME="--resume"
-exec .venv/bin/depthpolyp train --data ../shared/data/kvasir-seg --val-data ../shared/data/kvasir-seg \
-  --name depthpolyp-kvasir-nodepth --version 1.0 --epochs 100 --batch-size 16 --lr 2e-4 --weight-decay 0.01 \
-  --warmup-epochs 5 --ema 0.999 --val-every 5 --workers 1 --seed 0 --no-depth \
-  --description "Ablation: the depthpolyp-kvasir 1.0 recipe without the depth task" \
-  --run-dir "$RUNS/nodepth-v1" --out "$RUNS/../out/depthpolyp-kvasir-nodepth-1.0" $RESUME
+# Running it again after an interruption continues from the last checkpoint.
+exec "$(dirname "$0")/_train.sh" nodepth-v1 depthpolyp-kvasir-nodepth-1.0 \
+  --name depthpolyp-kvasir-nodepth --version 1.0 --epochs 100 --warmup-epochs 5 --no-depth \
+  --description "Ablation: the depthpolyp-kvasir 1.0 recipe without the depth task"
