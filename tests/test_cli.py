@@ -46,6 +46,20 @@ def test_info_json(format_model, capsys):
     assert set(info["files"]) == {"weights.safetensors", "model.onnx"}
 
 
+def test_output_piped_into_head_ends_quietly(format_model):
+    """`depthpolyp info --json | head -1` must not end in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    code = "import sys; from napari_depthpolyp.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", code, "info", "--model", str(format_model.path), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written, as when `head` has had its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err
+
+
 def test_export_onnx_carries_the_card(format_model, tmp_path):
     out = tmp_path / "m.onnx"
     assert main(["export-onnx", "--model", str(format_model.path), "--out", str(out)]) == 0
