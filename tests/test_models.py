@@ -121,6 +121,26 @@ def test_a_fine_tune_named_like_the_bundled_model_does_not_replace_the_default()
     assert sorted(["ft.2", "1.10", "ft.1", "1.2", "1.0"], key=_version_key) == ["1.0", "1.2", "1.10", "ft.1", "ft.2"]
 
 
+def test_the_first_fine_tune_of_the_bundled_model_is_ft_1():
+    """Release numbers ("1.1") are not fine-tune numbers: the first fine-tune is ft.1, the next ft.2."""
+    import shutil
+
+    from napari_depthpolyp.models import DEFAULT_MODEL
+
+    bundled = resolve_model()
+    assert bundled.card.version != "ft.1"
+    path, version = next_user_model_dir(DEFAULT_MODEL)
+    assert version == "ft.1" and path.name == f"{DEFAULT_MODEL}-ft.1"
+    shutil.copytree(bundled.path, path)
+    card = json.loads((path / "card.json").read_text())
+    card["version"] = "ft.1"
+    (path / "card.json").write_text(json.dumps(card))
+    try:
+        assert next_user_model_dir(DEFAULT_MODEL)[1] == "ft.2"
+    finally:
+        shutil.rmtree(path)
+
+
 def test_a_model_is_never_overwritten(model_dir):
     with pytest.raises(ModelError, match="never overwritten"):
         write_model(model_dir.path, DepthPolyp().state_dict(), ModelCard(name="x", version="1"))

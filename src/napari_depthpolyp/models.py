@@ -346,7 +346,8 @@ def next_user_model_dir(name: str) -> tuple[Path, str]:
     """A fresh directory and version for a new user model called ``name`` (never an existing one)."""
     root = user_models_dir()
     versions = [m.card.version for m in list_models() if m.card.name == name]
-    n = 1 + max((int(v.rsplit(".", 1)[-1]) for v in versions if v.rsplit(".", 1)[-1].isdigit()), default=0)
+    # Only fine-tunes ("ft.N") count: a bundled "1.1" must not make the first fine-tune "ft.2".
+    n = 1 + max((int(v[3:]) for v in versions if v.startswith("ft.") and v[3:].isdigit()), default=0)
     version = f"ft.{n}"
     path = root / f"{name}-{version}"
     while path.exists():
