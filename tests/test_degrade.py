@@ -240,3 +240,29 @@ def test_geometric_augmentation_moves_things_and_keeps_dtypes(frame):
     assert a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1 and not np.array_equal(a, img)
     assert m.dtype == np.uint8 and d.dtype == np.float32 and d.shape == mask.shape
     assert not np.array_equal(m, mask.astype(np.uint8))
+
+
+def test_augment_presets_reference_is_the_default_and_strong_moves_more(frame):
+    from napari_depthpolyp.degrade import AUGMENT_PRESETS, augment_preset
+    from napari_depthpolyp.train import TrainConfig
+
+    assert augment_preset("reference") == AugmentConfig()
+    strong = augment_preset("strong")
+    assert strong.rotate_limit > AugmentConfig().rotate_limit
+    assert strong.scale_range[0] < 0.9 and strong.scale_range[1] > 1.1
+    with pytest.raises(ValueError, match="strong"):
+        augment_preset("wild")
+    # The mask still follows the image under the wider ranges: the polyp's area changes only by the
+    # scale, never by a mismatch (the warp is one affine for both).
+    img, mask = frame
+    areas = []
+    for seed in range(20):
+        a, m, _ = augment_geometric(img, mask.astype(np.uint8), None, np.random.default_rng(seed), strong)
+        assert a.shape == img.shape and set(np.unique(m)) <= {0, 1}
+        areas.append(m.sum() / mask.sum())
+    assert 0.75**2 * 0.9 < min(areas) and max(areas) < 1.25**2 * 1.1
+    # Existing runs keep their config key (and so still resume) at the default preset.
+    cfg = TrainConfig(train_data=["x"])
+    assert cfg.key() == TrainConfig(train_data=["x"], augment_preset="reference").key()
+    assert cfg.key() != TrainConfig(train_data=["x"], augment_preset="strong").key()
+    assert set(AUGMENT_PRESETS) == {"reference", "strong"}

@@ -502,6 +502,24 @@ class AugmentConfig:
             raise ValueError(f"AugmentConfig.scale_range must be (low, high) > 0, got {self.scale_range!r}")
 
 
+# Named augmentation strengths for ``depthpolyp train --augment``. "reference" is the reference's
+# recipe; "strong" widens every range (rotation ±30°, shift 10 %, scale 0.75–1.25, flips at 0.5),
+# for training from random weights on 800 frames, where the reference's ranges leave val flat.
+AUGMENT_PRESETS = {
+    "reference": AugmentConfig(),
+    "strong": AugmentConfig(rotate_p=0.7, rotate_limit=30.0, shift_scale_p=0.7, shift_limit=0.1,
+                            scale_range=(0.75, 1.25), hflip_p=0.5, vflip_p=0.5),
+}
+
+
+def augment_preset(name: str) -> AugmentConfig:
+    """The :data:`AUGMENT_PRESETS` entry called ``name``; an unknown name is refused with the choices."""
+    try:
+        return AUGMENT_PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENT_PRESETS)}") from None
+
+
 def augment_geometric(
     image: np.ndarray,
     mask: np.ndarray | None,

@@ -69,6 +69,7 @@ class TrainConfig:
     degrade: bool = True
     noise: bool = False
     augment: bool = True
+    augment_preset: str = "reference"  # a name in degrade.AUGMENT_PRESETS
     bf16: bool = True
     ema: float = 0.999
     val_every: int = 5
@@ -87,7 +88,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:12]
+        values = self.to_json()
+        # Fields added after runs were started leave the key unchanged at their default, so that
+        # those runs still resume.
+        for name, default in _KEY_OMITS_AT_DEFAULT.items():
+            if values.get(name) == default:
+                values.pop(name)
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference"}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -120,12 +130,12 @@ class SampleSource(torch.utils.data.Dataset):
     """Makes one training sample from the cache: augment -> degrade -> teacher depth."""
 
     def __init__(self, cache: FrameCache, cfg: TrainConfig):
-        from ..degrade import AugmentConfig, DegradeConfig, Degrader
+        from ..degrade import DegradeConfig, Degrader, augment_preset
 
         self.cache = cache
         self.cfg = cfg
         self.degrader = Degrader(DegradeConfig(noise=cfg.noise)) if cfg.degrade else None
-        self.aug = AugmentConfig()
+        self.aug = augment_preset(cfg.augment_preset)
         self.precomputed = cfg.teacher == "precomputed"
         if self.precomputed and cache.depth is None:
             raise ValueError("teacher 'precomputed' needs depth maps in every training dataset folder")
