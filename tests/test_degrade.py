@@ -265,4 +265,9 @@ def test_augment_presets_reference_is_the_default_and_strong_moves_more(frame):
     cfg = TrainConfig(train_data=["x"])
     assert cfg.key() == TrainConfig(train_data=["x"], augment_preset="reference").key()
     assert cfg.key() != TrainConfig(train_data=["x"], augment_preset="strong").key()
-    assert set(AUGMENT_PRESETS) == {"reference", "strong"}
+    # The command line lists its choices without importing this module: they must be the presets.
+    from napari_depthpolyp.cli import build_parser
+
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
+                 if a.dest == "augment_preset")
+    assert set(train.choices) == set(AUGMENT_PRESETS) == {"reference", "strong"}

@@ -99,6 +99,17 @@ def test_registry_lists_and_resolves_user_models(model_dir):
     assert not path.exists() and version.startswith("ft.")
 
 
+def _copy_as_fine_tune(source, target, version):
+    """A user model at ``target``: ``source``'s files with ``version`` in its card."""
+    import shutil
+
+    shutil.copytree(source, target)
+    card = json.loads((target / "card.json").read_text())
+    card["version"] = version
+    (target / "card.json").write_text(json.dumps(card))
+    return target
+
+
 def test_a_fine_tune_named_like_the_bundled_model_does_not_replace_the_default():
     import shutil
 
@@ -106,11 +117,7 @@ def test_a_fine_tune_named_like_the_bundled_model_does_not_replace_the_default()
 
     bundled = resolve_model()
     assert bundled.bundled and bundled.card.name == DEFAULT_MODEL
-    target = user_models_dir() / f"{DEFAULT_MODEL}-ft.1"
-    shutil.copytree(bundled.path, target)
-    card = json.loads((target / "card.json").read_text())
-    card["version"] = "ft.1"
-    (target / "card.json").write_text(json.dumps(card))
+    target = _copy_as_fine_tune(bundled.path, user_models_dir() / f"{DEFAULT_MODEL}-ft.1", "ft.1")
     try:
         assert read_card(target).version == "ft.1"
         assert resolve_model().path == bundled.path  # no flags: still the bundled model
@@ -131,10 +138,7 @@ def test_the_first_fine_tune_of_the_bundled_model_is_ft_1():
     assert bundled.card.version != "ft.1"
     path, version = next_user_model_dir(DEFAULT_MODEL)
     assert version == "ft.1" and path.name == f"{DEFAULT_MODEL}-ft.1"
-    shutil.copytree(bundled.path, path)
-    card = json.loads((path / "card.json").read_text())
-    card["version"] = "ft.1"
-    (path / "card.json").write_text(json.dumps(card))
+    _copy_as_fine_tune(bundled.path, path, "ft.1")
     try:
         assert next_user_model_dir(DEFAULT_MODEL)[1] == "ft.2"
     finally:
