@@ -5,7 +5,8 @@ model's resolution (224x224, the paper's protocol) and at the frame's original r
 figure is one ``depthpolyp eval`` call; this script runs them all, writes the JSON results and
 prints a Markdown table with the paper's numbers beside ours. Then the false-positive test for
 video: ``depthpolyp predict`` over the five PolypGen sequences that show no polyp at all, counting
-the frames where the model marks any polyp pixel.
+the frames where the model marks any polyp pixel, and the same count on polyp-free squares cut
+from the Kvasir-SEG val frames (``scripts/make_negatives.py``; held out like val itself).
 
     python scripts/evaluate_model.py --model M [--out results/eval-M] [--threshold 0.3]
 """
@@ -70,7 +71,32 @@ def main() -> int:
             v = r.get(field)
             cells.append(f"{v:.3f}" if v is not None else "—")
         print("| " + " | ".join(cells) + " |")
-    return false_positives(args.model, args.threshold, out_dir)
+    if false_positives(args.model, args.threshold, out_dir) != 0:
+        return 1
+    return val_crops_marked(args.model, args.threshold, out_dir)
+
+
+def val_crops_marked(model: str, threshold: float | None, out_dir: Path) -> int:
+    from napari_depthpolyp.cli import main as cli
+    from napari_depthpolyp.dataset import Dataset
+    from napari_depthpolyp.negatives import write_negative_crops
+    from napari_depthpolyp.paths import cache_dir
+
+    crops = cache_dir() / "negatives" / "kvasir-val"
+    if not (crops / "manifest.json").is_file():
+        write_negative_crops(Dataset.open(SHARED / "kvasir-seg", split="val"), crops, overwrite=True)
+    out = out_dir / "kvasir-val-nopolyp-crops.json"
+    if not out.is_file():
+        argv = ["eval", "--data", str(crops), "--model", model, "--json", str(out)]
+        if threshold is not None:
+            argv += ["--threshold", str(threshold)]
+        print("depthpolyp " + " ".join(argv), file=sys.stderr)
+        if cli(argv) != 0:
+            return 1
+    r = json.loads(out.read_text())
+    print(f"\nKvasir-SEG val, polyp-free squares: {r['empty_masks_marked']} of {r['empty_masks']} "
+          f"({r['empty_masks_marked'] / max(r['empty_masks'], 1):.0%}) with a polyp marked")
+    return 0
 
 
 def false_positives(model: str, threshold: float | None, out_dir: Path) -> int:

@@ -89,3 +89,19 @@ def test_eval_on_a_real_subset(format_model, kvasir_dir, tmp_path):
           "--limit", "4", "--degraded", "--seed", "0", "--json", str(again)])
     assert json.loads(again.read_text())["mean_dice"] == res["mean_dice"]  # seeded: repeatable
     assert np.isfinite(res["mae"])
+
+
+def test_finetune_uses_whole_folders_unless_a_split_is_named():
+    """Curated exports have no split; a fine-tune that adds frames to Kvasir-SEG names its splits."""
+    from napari_depthpolyp.cli import _finetune_config, build_parser
+    from napari_depthpolyp.train.loop import FINETUNE_DEFAULTS
+
+    parser = build_parser()
+    plain = _finetune_config(parser.parse_args(["finetune", "--data", "curated"]))
+    assert plain.train_split is None and plain.val_split is None and plain.epochs == FINETUNE_DEFAULTS["epochs"]
+    assert plain.init_model and plain.name == "depthpolyp-kvasir"  # the bundled model is the parent
+    args = parser.parse_args(["finetune", "--data", "kvasir", "negatives", "--split", "train",
+                              "--val-data", "kvasir", "--val-split", "val"])
+    named = _finetune_config(args)
+    assert named.train_data == ["kvasir", "negatives"]
+    assert (named.train_split, named.val_data, named.val_split) == ("train", "kvasir", "val")

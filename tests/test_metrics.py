@@ -108,9 +108,10 @@ def test_evaluator_summary_and_per_image():
     s = ev.summary()
     assert set(s) == set(M.SUMMARY_KEYS) == {
         "n", "mean_dice", "mean_iou", "recall", "precision", "s_measure", "mean_e_measure",
-        "weighted_f", "mae", "max_dice", "threshold",
+        "weighted_f", "mae", "max_dice", "threshold", "empty_masks", "empty_masks_marked",
     }
     assert s["n"] == 3 and s["threshold"] == 0.3
+    assert s["empty_masks"] == 1 and s["empty_masks_marked"] == 0
     assert r1["dice"] == 1.0 and r2["dice"] == pytest.approx(0.75)
     assert s["mean_dice"] == pytest.approx((1 + 0.75 + 1) / 3)
     assert s["mean_iou"] == pytest.approx((1 + 0.6 + 1) / 3)  # IoU 192/320 = 0.6
@@ -121,6 +122,20 @@ def test_evaluator_summary_and_per_image():
     assert s["max_dice"] <= np.mean([r["max_dice"] for r in rows]) + 1e-12
     rows[0]["dice"] = -1  # per_image returns copies
     assert ev.per_image()[0]["dice"] == 1.0
+
+
+def test_evaluator_counts_false_positive_frames():
+    """Frames without polyp: how many there are and on how many anything is marked (>= threshold)."""
+    ev = SegmentationEvaluator(threshold=0.3)
+    empty = np.zeros((4, 4), bool)
+    assert ev.summary()["empty_masks"] == 0
+    ev.add(np.full((4, 4), 0.29), empty, name="below threshold")
+    faint = np.zeros((4, 4))
+    faint[0, 0] = 0.3
+    ev.add(faint, empty, name="one pixel at threshold")
+    ev.add(square().astype(float), square(), name="polyp")
+    s = ev.summary()
+    assert s["empty_masks"] == 2 and s["empty_masks_marked"] == 1
 
 
 def test_evaluator_shape_mismatch_names_image():

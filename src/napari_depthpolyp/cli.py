@@ -151,7 +151,8 @@ def cmd_train(args) -> int:
     return _run_training(_train_config(args, **over), args)
 
 
-def cmd_finetune(args) -> int:
+def _finetune_config(args):
+    """The fine-tune's TrainConfig: FINETUNE_DEFAULTS (whole folders, ...) < the command line."""
     from .models import resolve_model
     from .train.loop import FINETUNE_DEFAULTS
 
@@ -160,11 +161,13 @@ def cmd_finetune(args) -> int:
         "train_data": args.data,
         "init_model": str(parent.path),
         "name": args.name or parent.card.name,
-        "train_split": None,
-        "val_split": None,
         "freeze_encoder": args.freeze_encoder,
     }
-    return _run_training(_train_config(args, FINETUNE_DEFAULTS, **over), args)
+    return _train_config(args, FINETUNE_DEFAULTS, **over)
+
+
+def cmd_finetune(args) -> int:
+    return _run_training(_finetune_config(args), args)
 
 
 # ---------------------------------------------------------------------------------------- eval
@@ -236,14 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
         s.add_argument("--version")
         s.add_argument("--description")
+        s.add_argument("--split", dest="train_split",
+                       help="training split of folders with a split.json (default: train; fine-tune: whole folders)")
+        s.add_argument("--val-split", dest="val_split")
         if finetune:
             s.add_argument("--model", help="parent model (default: the bundled model)")
             s.add_argument("--name", help="name of the new model (default: the parent's)")
             s.add_argument("--freeze-encoder", dest="freeze_encoder", action="store_true")
         else:
             s.add_argument("--name")
-            s.add_argument("--split", dest="train_split", help="training split name (default: train)")
-            s.add_argument("--val-split", dest="val_split")
             s.add_argument("--no-depth", action="store_true", help="ablation: train without the depth task")
             s.add_argument("--no-degrade", action="store_true", help="train on clean frames only")
             s.add_argument("--augment", dest="augment_preset", choices=["reference", "strong"],

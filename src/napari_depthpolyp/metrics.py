@@ -31,7 +31,9 @@ Conventions (all documented here once; tests pin every one of them)
   Library conventions kept as they are (they differ from the binary metrics above on frames
   without polyp): weighted F and the dynamic Dice curve (hence max Dice) are 0 on an empty mask
   whatever the prediction; S-measure of an empty mask is ``1 - mean(pred)``; E-measure of an empty
-  mask counts background agreement. Report the binary metrics for negative frames.
+  mask counts background agreement. Report the binary metrics for negative frames; the summary
+  counts them: ``empty_masks`` (frames without polyp) and ``empty_masks_marked`` (of those, frames
+  where any pixel is predicted polyp: false-positive frames).
 * **Pearson / depth consistency**: if both maps are constant the correlation is defined as 1.0
   (two flat maps agree; Pearson ignores shift and scale); if exactly one is constant it is 0.0
   (no linear relation can be measured). Never NaN.
@@ -84,6 +86,8 @@ SUMMARY_KEYS = (
     "mae",
     "max_dice",
     "threshold",
+    "empty_masks",
+    "empty_masks_marked",
 )
 
 # weights of uncertainty_score (documented in the module docstring)
@@ -283,9 +287,9 @@ class SegmentationEvaluator:
         n = len(self._rows)
         out: dict = {"n": n}
         if n == 0:
-            for key in SUMMARY_KEYS[1:-1]:
+            for key in SUMMARY_KEYS[1:]:
                 out[key] = None
-            out["threshold"] = self.threshold
+            out.update(threshold=self.threshold, empty_masks=0, empty_masks_marked=0)
             return out
 
         def mean(key: str) -> float:
@@ -302,6 +306,8 @@ class SegmentationEvaluator:
             mae=mean("mae"),
             max_dice=float(np.max(self._dice_curve_sum / n)),
             threshold=self.threshold,
+            empty_masks=sum(r["mask_area"] == 0 for r in self._rows),
+            empty_masks_marked=sum(r["mask_area"] == 0 and r["pred_area"] > 0 for r in self._rows),
         )
         return out
 
