@@ -89,6 +89,11 @@ def test_eval_on_a_real_subset(format_model, kvasir_dir, tmp_path):
           "--limit", "4", "--degraded", "--seed", "0", "--json", str(again)])
     assert json.loads(again.read_text())["mean_dice"] == res["mean_dice"]  # seeded: repeatable
     assert np.isfinite(res["mae"])
+    assert res["tta"] is False and res["empty_masks"] == 0
+    flipped = tmp_path / "tta.json"
+    main(["eval", "--data", str(kvasir_dir), "--split", "val", "--model", str(format_model.path),
+          "--limit", "4", "--tta", "--json", str(flipped)])
+    assert json.loads(flipped.read_text())["tta"] is True
 
 
 def test_finetune_uses_whole_folders_unless_a_split_is_named():

@@ -103,3 +103,26 @@ def test_onnx_and_torch_backends_agree(format_model):
     b = Predictor(format_model, backend="torch").predict_frame(frame)
     assert np.abs(a.probability - b.probability).max() < 1e-4
     assert np.abs(a.depth - b.depth).max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_flip_averaging_mirrors_back_and_averages(format_model, backend):
+    """tta=True: the mean of the four mirrored passes, each mirrored back; its own provenance."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.random((2, 3, 224, 224), dtype=np.float32))
+    plain = Predictor(format_model, backend=backend)
+    tta = Predictor(format_model, backend=backend, tta=True)
+    views = [
+        (x, lambda a: a),
+        (x.flip(-1), lambda a: a[..., ::-1]),
+        (x.flip(-2), lambda a: a[..., ::-1, :]),
+        (x.flip(-2, -1), lambda a: a[..., ::-1, ::-1]),
+    ]
+    expected = [np.mean([back(plain.run_batch(v)[k]) for v, back in views], axis=0) for k in (0, 1)]
+    prob, depth = tta.run_batch(x)
+    assert prob.shape == depth.shape == (2, 224, 224) and prob.dtype == np.float32
+    assert np.abs(prob - expected[0]).max() < 1e-5 and np.abs(depth - expected[1]).max() < 1e-5
+    assert not np.allclose(prob, plain.run_batch(x)[0], atol=1e-4)  # the network is not mirror-symmetric
+    assert tta.provenance()["tta"] is True and plain.provenance()["tta"] is False

@@ -137,6 +137,15 @@ def test_segment_samples_finds_the_polyps(make_napari_viewer, qtbot):
         assert depth.shape == layer.data.shape[:2] and 0.0 <= depth.min() < depth.max() <= 1.0
         dices.append(binary_metrics(labels.data != 0, read_mask(mask_file))["dice"])
     assert min(dices) > 0.5 and np.mean(dices) > 0.8, dices
+    assert labels.metadata["depthpolyp"]["tta"] is False
+
+    seg.tta.setChecked(True)  # flip averaging: the same frame again, recorded as such
+    worker = seg.run()
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        pass
+    assert labels.metadata["depthpolyp"]["tta"] is True
+    assert binary_metrics(labels.data != 0, read_mask(mask_file))["dice"] > 0.5
+    seg.tta.setChecked(False)
 
     viewer.open_sample(PLUGIN, "clip")
     clip = viewer.layers["clip"]

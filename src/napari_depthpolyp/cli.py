@@ -176,7 +176,7 @@ def cmd_eval(args) -> int:
     from .engine import Predictor
     from .evaluate import evaluate
 
-    predictor = Predictor(args.model, backend=args.backend, threshold=args.threshold)
+    predictor = Predictor(args.model, backend=args.backend, threshold=args.threshold, tta=args.tta)
     dataset = Dataset.open(args.data, split=args.split)
     bar = Progress(f"eval {Path(args.data).name}")
     result = evaluate(
@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split")
     s.add_argument("--model")
     s.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    s.add_argument("--tta", action="store_true",
+                   help="flip averaging: 4 mirrored passes per frame, averaged (4x slower, a little more accurate)")
     s.add_argument("--threshold", type=float)
     s.add_argument("--degraded", action="store_true")
     s.add_argument("--seed", type=int, default=0)

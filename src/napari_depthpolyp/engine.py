@@ -81,6 +81,9 @@ class Predictor:
     threshold : mask threshold (default: the model card's).
     batch_size : frames per network call when streaming a stack.
     num_threads : CPU threads (default: all cores).
+    tta : flip averaging: each frame also runs mirrored left-right, top-bottom and both, and the
+        four probability and depth maps are mirrored back and averaged (4x the network time; on
+        Kvasir-SEG val +0.6 / +0.9 Dice clean / degraded for depthpolyp-kvasir 1.1).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Predictor:
         threshold: float | None = None,
         batch_size: int = 8,
         num_threads: int | None = None,
+        tta: bool = False,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -99,6 +103,7 @@ class Predictor:
         self.batch_size = max(1, int(batch_size))
         self.num_threads = num_threads or os.cpu_count() or 1
         self.backend = backend
+        self.tta = bool(tta)
         self._session = None
         self._net = None
         if backend == "onnx":
@@ -122,11 +127,23 @@ class Predictor:
         return ort.InferenceSession(str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"])
 
     def provenance(self) -> dict[str, Any]:
-        return {**self.model.provenance(), "backend": self.backend, "threshold": self.threshold}
+        return {**self.model.provenance(), "backend": self.backend, "threshold": self.threshold, "tta": self.tta}
 
     # ------------------------------------------------------------------ network
     def run_batch(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S, S) float in [0, 1] -> (probability, depth), each (B, S, S) float32."""
+        if not self.tta:
+            return self._run(x)
+        b = x.shape[0]
+        prob, depth = self._run(torch.cat([x, x.flip(-1), x.flip(-2), x.flip(-2, -1)]))
+
+        def unflip_mean(a: np.ndarray) -> np.ndarray:
+            a = a.reshape(4, b, *a.shape[1:])
+            return ((a[0] + a[1][..., ::-1] + a[2][..., ::-1, :] + a[3][..., ::-1, ::-1]) / 4).astype(np.float32)
+
+        return unflip_mean(prob), unflip_mean(depth)
+
+    def _run(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         if self._session is not None:
             prob, depth = self._session.run(None, {"image": x.numpy()})
             return prob[:, 0], depth[:, 0]

@@ -91,6 +91,7 @@ def evaluate(
             "model": predictor.model.id,
             "model_sha256": predictor.model.sha256(),
             "backend": predictor.backend,
+            "tta": predictor.tta,
             "data": str(dataset.root),
         }
     )

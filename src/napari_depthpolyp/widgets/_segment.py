@@ -2,7 +2,7 @@
 
     Image       [layer ▾]                     a video, an image folder or one image
     Model       [depthpolyp-kvasir 1.1 ▾] [↻] bundled models and the user's versions
-    Backend     [onnx ▾]
+    Backend     [onnx ▾]  [ ] flip averaging   4 mirrored passes averaged: 4x slower, a little better
     Threshold   [────●────] 0.30               re-thresholds stored probabilities, no network run
     Frames      [All frames ▾]  from [0] to [47]
     [ Run ]  [ Cancel ]
@@ -19,6 +19,7 @@ import math
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QSettings, Qt, QTimer
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -58,6 +59,9 @@ class SegmentWidget(QWidget):
         self.refresh_models = QPushButton("↻", toolTip="Look for new models", maximumWidth=32)
         self.backend = QComboBox(toolTip="ONNX Runtime is faster on CPU; torch is the reference")
         self.backend.addItems(BACKENDS)
+        self.tta = QCheckBox("flip averaging")
+        self.tta.setToolTip("Run each frame also mirrored left-right, top-bottom and both, and average the "
+                            "four answers: 4x slower, slightly more accurate (+0.6 Dice on Kvasir-SEG val)")
         self.threshold = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=50)
         self.threshold.setToolTip("Mask = probability ≥ threshold. Moving it never runs the network "
                                   "again and never changes reviewed frames.")
@@ -73,7 +77,7 @@ class SegmentWidget(QWidget):
         form = QFormLayout()
         form.addRow("Image", self.image)
         form.addRow("Model", _row(self.model, self.refresh_models))
-        form.addRow("Backend", self.backend)
+        form.addRow("Backend", _row(self.backend, self.tta))
         form.addRow("Threshold", _row(self.threshold, self.threshold_label))
         form.addRow("Frames", self.frames)
         form.addRow("from / to", _row(self.start, self.stop))
@@ -97,6 +101,7 @@ class SegmentWidget(QWidget):
 
         saved = settings()
         self.backend.setCurrentText(str(saved.value("segment/backend", "onnx")))
+        self.tta.setChecked(str(saved.value("segment/tta", "false")).lower() == "true")
         fill_model_combo(self.model, saved.value("segment/model", None))
         self.frames.setCurrentIndex(1)
         self._image_changed()
@@ -200,6 +205,8 @@ class SegmentWidget(QWidget):
         model_index = ctrl.session.add_model(model.provenance())
         backend = self.backend.currentText()
         settings().setValue("segment/backend", backend)
+        tta = self.tta.isChecked()
+        settings().setValue("segment/tta", tta)
         settings().setValue("segment/model", str(model.path))
         batch = 8
         self._done = 0
@@ -213,7 +220,7 @@ class SegmentWidget(QWidget):
 
         self._set_running(True)
         self.worker = start_worker(
-            self._compute, model, backend, layer.data, indices, ctrl.session.map_dtype, layer.name, batch,
+            self._compute, model, backend, tta, layer.data, indices, ctrl.session.map_dtype, layer.name, batch,
             ctrl.session.threshold,
             desc=f"Segmenting {layer.name}", total=math.ceil(len(indices) / batch),
             on_yield=show, on_return=lambda _: self._finished(), on_done=lambda: self._set_running(False),
@@ -222,12 +229,13 @@ class SegmentWidget(QWidget):
         self.worker.errored.connect(lambda exc: self.status.setText(f"Segmentation failed: {exc}"))
         return self.worker
 
-    def _compute(self, model, backend, data, indices, map_dtype, source, batch, threshold):
+    def _compute(self, model, backend, tta, data, indices, map_dtype, source, batch, threshold):
         """Runs in the worker thread: load (or reuse) the predictor, then yield per batch (with each
         frame's uncertainty parts computed here, off napari's thread)."""
         p = self._predictor
-        if p is None or p.model.path != model.path or p.model.sha256() != model.sha256() or p.backend != backend:
-            p = self._predictor = Predictor(model, backend=backend, batch_size=batch)
+        if (p is None or p.model.path != model.path or p.model.sha256() != model.sha256() or p.backend != backend
+                or p.tta != tta):
+            p = self._predictor = Predictor(model, backend=backend, batch_size=batch, tta=tta)
         yield from iter_predictions(p, data, indices, map_dtype, source=source, threshold=threshold)
 
     def cancel(self) -> None:
@@ -235,11 +243,15 @@ class SegmentWidget(QWidget):
             self.status.setText("Cancelling after this batch…")
             self.worker.quit()
 
+    def _provenance(self, model) -> dict:
+        p = self._predictor
+        provenance = {**model.provenance(), "backend": p.backend if p else None, "tta": p.tta if p else None}
+        provenance.pop("path", None)
+        return provenance
+
     def _finished(self) -> None:
         ctrl, model, total, name = self._run_info
-        provenance = {**model.provenance(), "backend": self._predictor.backend if self._predictor else None}
-        provenance.pop("path", None)
-        ctrl.record_provenance(provenance)
+        ctrl.record_provenance(self._provenance(model))
         text = f"Segmented {self._done} frame(s) of {name} with {model.id} (threshold {ctrl.session.threshold:.2f})."
         self.status.setText(text)
         show_info(text)
@@ -247,9 +259,7 @@ class SegmentWidget(QWidget):
     def _cancelled(self) -> None:
         ctrl, model, total, name = self._run_info
         if self._done:
-            provenance = {**model.provenance(), "backend": self._predictor.backend if self._predictor else None}
-            provenance.pop("path", None)
-            ctrl.record_provenance(provenance)
+            ctrl.record_provenance(self._provenance(model))
         text = f"Cancelled: {self._done} of {total} frame(s) of {name} segmented."
         self.status.setText(text)
         show_info(text)
