@@ -1,6 +1,7 @@
 """Inference speed of DepthPolyp on this CPU: torch eager, torch channels_last + inference_mode, and
-ONNX Runtime, at batch 1 and 8, 224x224, fp32; plus end-to-end ``predict`` (decode, network, masks,
-depth and summary written) on a real video: all 612 CVC-ClinicDB frames in sequence order (../shared/data).
+ONNX Runtime, at batch 1 and 8, 224x224, fp32; flip averaging (``--tta``, ``fps_tta_b*``); plus
+end-to-end ``predict`` (decode, network, masks, depth and summary written) on a real video: all 612
+CVC-ClinicDB frames in sequence order (../shared/data).
 
     python benchmarks/bench_inference.py [--model M [--reexport]] [--json OUT] [--seconds 5] [--rounds 5]
 
@@ -158,6 +159,14 @@ def main() -> int:
     x1 = x[:1]
     seg, depth = sess.run(None, {"image": x1.numpy()})
     res["max_abs_diff_onnx_vs_torch_b1"] = float(max(np.abs(seg - ref[:1, :1]).max(), np.abs(depth - ref[:1, 1:]).max()))
+
+    if model is not None:  # flip averaging (Predictor(tta=True)): four mirrored passes per frame
+        from napari_depthpolyp.engine import Predictor
+
+        tta = Predictor(model, tta=True)
+        for b in (1, 8):
+            x = torch.rand(b, 3, 224, 224)
+            res[f"fps_tta_b{b}"] = rate(lambda: tta.run_batch(x), b, args.seconds)
 
     if model is not None and (SHARED / "cvc-clinicdb").is_dir():
         from napari_depthpolyp.engine import Predictor
