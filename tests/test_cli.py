@@ -110,3 +110,19 @@ def test_finetune_uses_whole_folders_unless_a_split_is_named():
     named = _finetune_config(args)
     assert named.train_data == ["kvasir", "negatives"]
     assert (named.train_split, named.val_data, named.val_split) == ("train", "kvasir", "val")
+
+
+def test_predict_reports_progress_from_zero_for_each_input(format_model, tmp_path):
+    """Each input's bar starts when the input starts (a rate measured from its first batch's end
+    printed hundreds of thousands of frames/s) and ends at its total."""
+    from napari_depthpolyp.engine import Predictor
+    from napari_depthpolyp.predict import predict_inputs
+
+    samples = sample_paths()
+    calls = []
+    predict_inputs([samples["frames"], samples["clip"]], tmp_path / "out", Predictor(format_model, batch_size=4),
+                   progress=lambda name, done, total: calls.append((name, done, total)))
+    for source, total in ((samples["frames"], 6), (samples["clip"], 48)):
+        mine = [(done, t) for name, done, t in calls if name == str(source)]
+        assert mine[0] == (0, total) and mine[-1] == (total, total), mine
+        assert [d for d, _ in mine] == sorted(d for d, _ in mine)

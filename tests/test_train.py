@@ -150,3 +150,16 @@ def test_the_bundled_model_points_near_high():
     model = resolve_model()
     assert model.card.metrics["depth_orientation"]["correlation"] > 0.5
     assert depth_prior_correlation(model.load_torch().state_dict(), _sample_frames()) > 0.5
+
+
+def test_the_card_records_the_split_actually_used_and_hides_the_home_folder(tmp_path, monkeypatch):
+    from napari_depthpolyp.train.loop import _data_record, _open_split
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = tmp_path / "negatives"
+    with DatasetWriter(folder) as w:
+        w.add("a", np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), bool), status="empty")
+    record = _data_record(str(folder), "train", _open_split(str(folder), "train"))
+    assert record["root"] == "~/negatives" and record["split"] is None and record["n"] == 1
+    (folder / "split.json").write_text('{"train": ["a"]}')
+    assert _data_record(str(folder), "train", _open_split(str(folder), "train"))["split"] == "train"

@@ -72,6 +72,8 @@ def _predict_folder(path: Path, predictor: Predictor, write: _Writer, entry: dic
     is reported without stopping the others."""
     files = list_images(path)
     entry.update(kind="folder", n_frames=len(files), file_errors=[])
+    if progress is not None:
+        progress(str(path), 0, len(files))
     for start in range(0, len(files), predictor.batch_size):
         batch = []
         for i in range(start, min(start + predictor.batch_size, len(files))):
@@ -104,6 +106,8 @@ def _predict_stack(path: Path, predictor: Predictor, write: _Writer, entry: dict
     stack = read_input(path)
     entry.update(kind=stack.kind, n_frames=len(stack))
     single = stack.kind == "image"
+    if progress is not None:  # the bar (and its clock) starts with the input, not after its first batch
+        progress(str(path), 0, len(stack))
     try:
         for batch in predictor.iter_predict(stack, source=str(path)):
             for r in batch:

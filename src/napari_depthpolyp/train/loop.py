@@ -118,12 +118,26 @@ def finetune_config(train_data: list[str], init_model: str, **overrides) -> Trai
 REVIEWED = ("accepted", "corrected", "empty")
 
 
+def _effective_split(path: str, split: str | None) -> str | None:
+    """``split`` when the folder has a ``split.json``, else None (the whole folder)."""
+    return split if split is not None and (Path(path) / "split.json").is_file() else None
+
+
 def _open_split(path: str, split: str | None) -> Dataset:
     """The named split when the folder has a ``split.json``, else the whole folder (curated exports
     have no splits). Only reviewed frames of a curated export are used: never unchecked proposals."""
-    if split is not None and not (Path(path) / "split.json").is_file():
-        split = None
-    return Dataset.open(path, split=split, statuses=REVIEWED)
+    return Dataset.open(path, split=_effective_split(path, split), statuses=REVIEWED)
+
+
+def _data_record(path: str, split: str | None, ds: Dataset) -> dict:
+    """How the model card names a data set: its folder (under the home folder as ``~/...``), the
+    split actually used, its size and content fingerprint."""
+    root = Path(ds.root)
+    try:
+        shown = "~/" + root.relative_to(Path.home()).as_posix()
+    except ValueError:
+        shown = str(root)
+    return {"root": shown, "split": _effective_split(path, split), "n": len(ds), "sha256": ds.fingerprint()}
 
 
 class SampleSource(torch.utils.data.Dataset):
@@ -231,13 +245,13 @@ class Trainer:
             caches.append(build_cache(ds, cfg.input_size, lambda i, n: say({"event": "cache", "done": i, "total": n})))
         self.train_cache = concat_caches(caches)
         self.data_fingerprint = {
-            "train": [{"root": str(d.root), "split": cfg.train_split, "n": len(d), "sha256": d.fingerprint()} for d in train_sets]
+            "train": [_data_record(p, cfg.train_split, d) for p, d in zip(cfg.train_data, train_sets)]
         }
         self.val = None
         if cfg.val_data:
             vds = _open_split(cfg.val_data, cfg.val_split)
             vcache = build_cache(vds, cfg.input_size)
-            self.data_fingerprint["val"] = {"root": str(vds.root), "split": cfg.val_split, "n": len(vds), "sha256": vds.fingerprint()}
+            self.data_fingerprint["val"] = _data_record(cfg.val_data, cfg.val_split, vds)
             self.val = self._val_tensors(vcache)
 
     def _val_tensors(self, cache: FrameCache):
