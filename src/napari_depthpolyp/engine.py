@@ -82,8 +82,9 @@ class Predictor:
     batch_size : frames per network call when streaming a stack.
     num_threads : CPU threads (default: all cores).
     tta : flip averaging: each frame also runs mirrored left-right, top-bottom and both, and the
-        four probability and depth maps are mirrored back and averaged (4x the network time; on
-        Kvasir-SEG val +0.6 / +0.9 Dice clean / degraded for depthpolyp-kvasir 1.1).
+        four probability and depth maps are mirrored back and averaged (4x the network time; with
+        depthpolyp-kvasir 1.3, +0.7 / +0.5 mean Dice clean / degraded on Kvasir-SEG val and
+        +0.4 / +1.1 on CVC-ClinicDB, ``docs/model-card.md``).
     """
 
     def __init__(
