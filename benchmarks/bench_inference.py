@@ -160,16 +160,15 @@ def main() -> int:
     seg, depth = sess.run(None, {"image": x1.numpy()})
     res["max_abs_diff_onnx_vs_torch_b1"] = float(max(np.abs(seg - ref[:1, :1]).max(), np.abs(depth - ref[:1, 1:]).max()))
 
-    if model is not None:  # flip averaging (Predictor(tta=True)): four mirrored passes per frame
-        from napari_depthpolyp.engine import Predictor
+    from napari_depthpolyp.engine import Predictor
 
+    if model is not None:  # flip averaging (Predictor(tta=True)): four mirrored passes per frame
         tta = Predictor(model, tta=True)
         for b in (1, 8):
             x = torch.rand(b, 3, 224, 224)
             res[f"fps_tta_b{b}"] = rate(lambda: tta.run_batch(x), b, args.seconds)
 
     if model is not None and (SHARED / "cvc-clinicdb").is_dir():
-        from napari_depthpolyp.engine import Predictor
         from napari_depthpolyp.predict import predict_inputs
 
         with tempfile.TemporaryDirectory() as tmp:

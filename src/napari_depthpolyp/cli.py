@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     from .demo import add_demo_parser
-    from .predict import add_predict_parser
+    from .predict import add_engine_args, add_predict_parser
 
     add_predict_parser(sub)
     add_demo_parser(sub)
@@ -267,9 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True)
     s.add_argument("--split")
     s.add_argument("--model")
-    s.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
-    s.add_argument("--tta", action="store_true",
-                   help="flip averaging: 4 mirrored passes per frame, averaged (4x slower, a little more accurate)")
+    add_engine_args(s)
     s.add_argument("--threshold", type=float)
     s.add_argument("--degraded", action="store_true")
     s.add_argument("--seed", type=int, default=0)

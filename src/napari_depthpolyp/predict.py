@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .engine import Predictor
+from .engine import BACKENDS, Predictor
 from .io import (
     InputError,
     is_video,
@@ -148,14 +148,19 @@ def predict_inputs(
     return summary
 
 
+def add_engine_args(s) -> None:
+    """The inference engine's options, shared by ``predict`` and ``eval``."""
+    s.add_argument("--backend", choices=BACKENDS, default="onnx")
+    s.add_argument("--tta", action="store_true",
+                   help="flip averaging: 4 mirrored passes per frame, averaged (4x slower, a little more accurate)")
+
+
 def add_predict_parser(sub) -> None:
     s = sub.add_parser("predict", help="segment images, folders and videos; write masks, depth, summary.json")
     s.add_argument("inputs", nargs="+", help="images, image folders or videos (mp4/avi/mov/mkv)")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--model", help="model id, name or directory (default: the bundled model)")
-    s.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
-    s.add_argument("--tta", action="store_true",
-                   help="flip averaging: 4 mirrored passes per frame, averaged (4x slower, a little more accurate)")
+    add_engine_args(s)
     s.add_argument("--threshold", type=float, help="mask threshold (default: the model card's)")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--overlay", action="store_true", help="also write overlays of the masks on the frames")

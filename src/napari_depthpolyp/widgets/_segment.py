@@ -244,8 +244,9 @@ class SegmentWidget(QWidget):
             self.worker.quit()
 
     def _provenance(self, model) -> dict:
-        p = self._predictor
-        provenance = {**model.provenance(), "backend": p.backend if p else None, "tta": p.tta if p else None}
+        """The predictor's provenance (model, backend, tta); the session's threshold replaces the
+        predictor's in ``record_provenance``."""
+        provenance = self._predictor.provenance() if self._predictor else model.provenance()
         provenance.pop("path", None)
         return provenance
 
