@@ -163,3 +163,19 @@ def test_the_card_records_the_split_actually_used_and_hides_the_home_folder(tmp_
     assert record["root"] == "~/negatives" and record["split"] is None and record["n"] == 1
     (folder / "split.json").write_text('{"train": ["a"]}')
     assert _data_record(str(folder), "train", _open_split(str(folder), "train"))["split"] == "train"
+
+
+def test_colour_option_recolours_the_training_frames_and_nothing_else(tiny_dataset):
+    from napari_depthpolyp.train.cache import build_cache
+    from napari_depthpolyp.train.loop import SampleSource
+
+    cache = build_cache(Dataset.open(tiny_dataset / "train"))
+    plain = SampleSource(cache, _cfg(tiny_dataset, degrade=False))
+    coloured = SampleSource(cache, _cfg(tiny_dataset, degrade=False, colour=True))
+    moved = 0
+    for idx in range(6):
+        (a, ma, _), (b, mb, _) = plain[(0, idx)], coloured[(0, idx)]
+        assert torch.equal(ma, mb)  # same geometry, same mask
+        mean_a, mean_b = a.mean((1, 2)), b.mean((1, 2))
+        moved += bool((mean_a[0] / mean_a[1] - mean_b[0] / mean_b[1]).abs() > 0.02)
+    assert moved >= 3  # p = 0.8: most frames change their colour balance

@@ -3,11 +3,15 @@
 # Kvasir-SEG train plus polyp-free squares cut from the same train frames (scripts/make_negatives.py),
 # selected on Kvasir-SEG val as every run. Kvasir-SEG shows a polyp in every image, so the model has
 # never seen a frame without one. It goes through `depthpolyp finetune`, the path the review loop uses.
-#   scripts/runs/ft-negatives.sh PARENT VERSION    e.g. depthpolyp-kvasir-1.1 1.2
+#   scripts/runs/ft-negatives.sh PARENT VERSION [ARG...]    e.g. depthpolyp-kvasir-1.1 1.2
+# ARG... go to `depthpolyp finetune` as they are (e.g. --colour) and are named in the description.
 # About 20 min. Running it again after an interruption continues from the last checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 parent=$1 version=$2
+shift 2
+extra=""
+[ $# -gt 0 ] && extra=", with $*"
 CACHE="${DEPTHPOLYP_CACHE_DIR:-$HOME/.cache/napari-depthpolyp}"
 NEG="$CACHE/negatives/kvasir-train"
 [ -f "$NEG/manifest.json" ] || .venv/bin/python scripts/make_negatives.py \
@@ -20,5 +24,5 @@ exec .venv/bin/depthpolyp finetune --model "$parent" \
   --val-data ../shared/data/kvasir-seg --val-split val \
   --epochs 15 --batch-size 16 --lr 5e-5 --weight-decay 0.01 --warmup-epochs 1 --ema 0 --val-every 1 \
   --workers 1 --seed 0 --name depthpolyp-kvasir --version "$version" \
-  --description "DepthPolyp $(basename "$parent") fine-tuned on Kvasir-SEG train (800) plus polyp-free squares of those frames (empty masks)" \
-  --run-dir "$run" --out "$CACHE/out/depthpolyp-kvasir-$version" "${RESUME[@]}"
+  --description "DepthPolyp $(basename "$parent") fine-tuned on Kvasir-SEG train (800) plus polyp-free squares of those frames (empty masks)$extra" \
+  "$@" --run-dir "$run" --out "$CACHE/out/depthpolyp-kvasir-$version" "${RESUME[@]}"

@@ -242,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--split", dest="train_split",
                        help="training split of folders with a split.json (default: train; fine-tune: whole folders)")
         s.add_argument("--val-split", dest="val_split")
+        s.add_argument("--colour", action="store_true", default=None,
+                       help="also vary white balance, hue, saturation and gamma (other endoscopes' colours)")
         if finetune:
             s.add_argument("--model", help="parent model (default: the bundled model)")
             s.add_argument("--name", help="name of the new model (default: the parent's)")

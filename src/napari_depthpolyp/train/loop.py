@@ -70,6 +70,7 @@ class TrainConfig:
     noise: bool = False
     augment: bool = True
     augment_preset: str = "reference"  # a name in degrade.AUGMENT_PRESETS
+    colour: bool = False  # degrade.augment_colour after the geometric augmentation (not in the reference)
     bf16: bool = True
     ema: float = 0.999
     val_every: int = 5
@@ -97,7 +98,7 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
-_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference"}
+_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -163,7 +164,7 @@ class SampleSource(torch.utils.data.Dataset):
         return len(self.cache)
 
     def __getitem__(self, key: tuple[int, int]):
-        from ..degrade import augment_geometric
+        from ..degrade import augment_colour, augment_geometric
 
         epoch, idx = key
         rng = np.random.default_rng([self.cfg.seed, epoch, idx])
@@ -174,6 +175,8 @@ class SampleSource(torch.utils.data.Dataset):
             depth = np.asarray(self.cache.depth[idx], dtype=np.float32) / 65535.0
         if self.cfg.augment:
             image, mask, depth = augment_geometric(image, mask, depth, rng, self.aug)
+        if self.cfg.colour:
+            image = augment_colour(image, rng)
         if self.degrader is not None:
             image, mask = self.degrader(image, mask, rng)
         if self.teacher is not None:
