@@ -139,6 +139,30 @@ def test_writer_refuses_non_empty_folder_and_overwrites(tmp_path):
     assert ds.verify() == []
 
 
+def test_writer_never_replaces_a_folder_it_did_not_write(tmp_path):
+    """A Kvasir-style folder of someone's images and masks, or a folder with a foreign manifest, is
+    refused even with overwrite: an export aimed at the wrong folder deletes nothing."""
+    from PIL import Image
+
+    plain = tmp_path / "kvasir"
+    for sub in ("images", "masks"):
+        (plain / sub).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(plain / sub / "a.png")
+    with pytest.raises(DatasetError, match="no manifest.json"):
+        DatasetWriter(plain, overwrite=True)
+    assert sorted(p.name for p in (plain / "images").iterdir()) == ["a.png"]
+    (plain / "manifest.json").write_text('{"format": "something-else", "frames": []}')
+    with pytest.raises(DatasetError, match="not a napari-depthpolyp manifest"):
+        DatasetWriter(plain, overwrite=True)
+    # A file dropped beside a dataset of ours survives its replacement: only listed files go.
+    root = tmp_path / "ds"
+    write_sample_dataset(root)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "images" / "mine.png")
+    with DatasetWriter(root, overwrite=True) as w:
+        w.add("still", *frame(3, with_depth=False)[:2])
+    assert sorted(p.name for p in (root / "images").iterdir()) == ["mine.png", "still.png"]
+
+
 def test_writer_aborted_block_writes_no_manifest(tmp_path):
     root = tmp_path / "ds"
     with pytest.raises(RuntimeError):

@@ -255,6 +255,13 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     export.confirm_overwrite = False  # a non-empty folder is not replaced without a yes
     assert export.export() is None
     assert ctx.last_export == out
+    foreign = tmp_path / "someone's frames"  # not a dataset of ours: refused even with a yes
+    foreign.mkdir()
+    (foreign / "a.png").write_bytes(b"x")
+    export.folder.setText(str(foreign))
+    export.confirm_overwrite = True
+    assert export.export() is None
+    assert [p.name for p in foreign.iterdir()] == ["a.png"]
 
     # reopen the same source: resume restores statuses and corrections
     viewer.layers.clear()

@@ -521,33 +521,30 @@ def _save_png(arr: np.ndarray, target: Path) -> str:
 class DatasetWriter:
     """Writes a manifest dataset; every file (and the manifest) is written atomically.
 
-    A non-empty existing folder is refused unless ``overwrite=True``. With ``overwrite`` the new
-    manifest replaces the old one on :meth:`close`, and only then are files under images/, masks/
-    and depth/ that the new manifest does not reference removed (nothing else is touched). Frames
-    kept under the same name keep their original ``created`` time. If the ``with`` block raises,
-    no manifest is written.
+    A non-empty existing folder is refused unless ``overwrite=True``, and even then unless it holds a
+    dataset this writer wrote (a ``manifest.json`` of this format): a folder of someone's images
+    and masks is never written into. With ``overwrite`` the new manifest replaces the old one on
+    :meth:`close`, and only then are the files the old manifest listed and the new one does not
+    removed (nothing else is touched). Frames kept under the same name keep their original
+    ``created`` time. If the ``with`` block raises, no manifest is written.
     """
 
     def __init__(self, root: str | os.PathLike, overwrite: bool = False):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise DatasetError(f"{self.root} exists and is not a folder")
-        if self.root.is_dir() and any(self.root.iterdir()) and not overwrite:
+        non_empty = self.root.is_dir() and any(self.root.iterdir())
+        if non_empty and not overwrite:
             raise DatasetError(f"{self.root} is not empty; pass overwrite=True to replace the dataset in it")
+        old_frames = replaceable_dataset(self.root) if non_empty else []
         self.overwrite = overwrite
         self.root.mkdir(parents=True, exist_ok=True)
         self._created = _now()
         self._frames: list[dict] = []
         self._names_lower: set[str] = set()
         self._closed = False
-        self._old_created: dict[str, str] = {}
-        old = self.root / MANIFEST
-        if overwrite and old.is_file():
-            try:
-                for fr in json.loads(old.read_text(encoding="utf-8")).get("frames", []):
-                    self._old_created[fr["name"]] = fr["created"]
-            except Exception:
-                self._old_created = {}
+        self._old_created = {fr["name"]: fr.get("created") for fr in old_frames if fr.get("created")}
+        self._old_files = {str(Path(fr[k])) for fr in old_frames for k in ("image", "mask", "depth") if fr.get(k)}
 
     def __enter__(self) -> "DatasetWriter":
         return self
@@ -640,14 +637,31 @@ class DatasetWriter:
         return {"root": str(self.root), "n_frames": len(self._frames), "statuses": counts}
 
     def _remove_stale(self) -> None:
+        """Remove the files the old manifest listed and the new one does not (nothing else)."""
         keep = {str(Path(fr[k])) for fr in self._frames for k in ("image", "mask", "depth") if fr[k]}
-        for sub in ("images", "masks", "depth"):
-            folder = self.root / sub
-            if not folder.is_dir():
-                continue
-            for entry in os.scandir(folder):
-                if not entry.is_file() or entry.name.startswith("."):
-                    continue
-                rel = f"{sub}/{entry.name}"
-                if str(Path(rel)) not in keep and Path(entry.name).suffix.lower() in IMAGE_EXTS:
-                    os.unlink(entry.path)
+        for rel in sorted(self._old_files - keep):
+            path = self.root / rel
+            if path.parent.name in ("images", "masks", "depth") and path.parent.parent == self.root and path.is_file():
+                os.unlink(path)
+
+
+def replaceable_dataset(root: str | os.PathLike) -> list[dict]:
+    """The frame records of the napari-depthpolyp dataset in the non-empty folder ``root``, which
+    :class:`DatasetWriter` may replace. Raises :class:`DatasetError` naming the folder when it holds
+    anything else (someone's images and masks, an unreadable manifest): never written into."""
+    root = Path(root)
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        raise DatasetError(
+            f"{root} is not empty and holds no napari-depthpolyp dataset (no {MANIFEST}): it is left "
+            "untouched; choose an empty or new folder")
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        frames = data["frames"]
+        if data.get("format") != FORMAT or not isinstance(frames, list):
+            raise ValueError(f"format {data.get('format')!r}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(
+            f"{manifest} is not a napari-depthpolyp manifest ({exc}): {root} is left untouched; "
+            "choose an empty or new folder") from None
+    return [fr for fr in frames if isinstance(fr, dict)]

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..dataset import DatasetError, replaceable_dataset
 from ..review import iter_export
 from ._context import get_context, start_worker, unwrap
 from ._layers import ImageLayerCombo, frame_data, source_info
@@ -147,6 +148,12 @@ class ExportWidget(QWidget):
             return None
         root = Path(text).expanduser()
         overwrite = root.is_dir() and any(root.iterdir())
+        if overwrite:
+            try:
+                replaceable_dataset(root)
+            except DatasetError as exc:
+                show_error(str(exc))
+                return None
         if overwrite and not self._may_overwrite(root):
             show_info(f"Export cancelled: {root} was left as it was.")
             return None
