@@ -179,3 +179,16 @@ def test_colour_option_recolours_the_training_frames_and_nothing_else(tiny_datas
         mean_a, mean_b = a.mean((1, 2)), b.mean((1, 2))
         moved += bool((mean_a[0] / mean_a[1] - mean_b[0] / mean_b[1]).abs() > 0.02)
     assert moved >= 3  # p = 0.8: most frames change their colour balance
+
+
+def test_too_few_frames_or_val_inside_train_are_refused(tiny_dataset, tmp_path):
+    """Five reviewed frames and a batch of 8 would train zero steps and save the parent as a "new"
+    model; validating on the training frames would select on nothing. Both stop before any work."""
+    from napari_depthpolyp.dataset import DatasetError
+
+    with pytest.raises(DatasetError, match="fewer than one batch of 16"):
+        Trainer(_cfg(tiny_dataset, batch_size=16), run_dir=tmp_path / "a").run()
+    cfg = _cfg(tiny_dataset, val_data=str(tiny_dataset / "train"))
+    with pytest.raises(DatasetError, match="12 validation frames are also training frames"):
+        Trainer(cfg, run_dir=tmp_path / "b").run()
+    assert not (tmp_path / "a" / "checkpoint.json").exists()

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..dataset import Dataset
+from ..dataset import Dataset, DatasetError
 from ..io.atomic import atomic_open, write_json
 from ..model import DepthPolyp
 from ..models import ModelCard, ModelDir, now_iso, resolve_model, write_model
@@ -247,12 +247,26 @@ class Trainer:
         for ds in train_sets:
             caches.append(build_cache(ds, cfg.input_size, lambda i, n: say({"event": "cache", "done": i, "total": n})))
         self.train_cache = concat_caches(caches)
+        n = len(self.train_cache)
+        if n < cfg.batch_size:
+            what = "reviewed frames (accepted, corrected or empty)" if any(
+                ds.manifest is not None for ds in train_sets) else "frames"
+            raise DatasetError(
+                f"{', '.join(cfg.train_data)}: {n} training {what}, fewer than one batch of "
+                f"{cfg.batch_size}: review more frames or pass a smaller batch size")
         self.data_fingerprint = {
             "train": [_data_record(p, cfg.train_split, d) for p, d in zip(cfg.train_data, train_sets)]
         }
         self.val = None
         if cfg.val_data:
             vds = _open_split(cfg.val_data, cfg.val_split)
+            for p, ds in zip(cfg.train_data, train_sets):
+                shared = set(ds.names) & set(vds.names) if Path(ds.root).resolve() == Path(vds.root).resolve() else set()
+                if shared:
+                    raise DatasetError(
+                        f"{cfg.val_data}: {len(shared)} validation frames are also training frames of {p} "
+                        "(a folder without split.json is used whole): selecting on them would measure "
+                        "nothing; give a separate validation folder")
             vcache = build_cache(vds, cfg.input_size)
             self.data_fingerprint["val"] = _data_record(cfg.val_data, cfg.val_split, vds)
             self.val = self._val_tensors(vcache)
