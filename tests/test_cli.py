@@ -126,3 +126,28 @@ def test_predict_reports_progress_from_zero_for_each_input(format_model, tmp_pat
         mine = [(done, t) for name, done, t in calls if name == str(source)]
         assert mine[0] == (0, total) and mine[-1] == (total, total), mine
         assert [d for d, _ in mine] == sorted(d for d, _ in mine)
+
+
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    """An unknown depth teacher, an output path that is a file, an impossible threshold: one line
+    naming what is wrong, exit code 2, no traceback."""
+    from napari_depthpolyp.cli import main
+
+    sample = tmp_path / "f.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(sample)
+    data = tmp_path / "d"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(data / "images" / "a.png")
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(data / "masks" / "a.png")
+    cases = [
+        (["eval", "--data", str(data), "--teacher", "bogus"], "unknown depth teacher 'bogus'"),
+        (["predict", str(sample), "--out", str(sample)], str(sample)),
+        (["predict", str(sample), "--out", str(tmp_path / "o"), "--threshold", "50"], "threshold 50"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, (argv, err)

@@ -362,3 +362,33 @@ def test_real_cvc(cvc_dir):
     assert ds.names[:3] == ["1", "2", "3"] and ds.names[-1] == "612"
     image, mask, _ = ds.load(0)
     assert image.shape == (288, 384, 3) and mask.shape == (288, 384) and mask.any()
+
+
+def test_damaged_files_and_16_bit_masks(tmp_path):
+    """A truncated or non-image file in a dataset is a DatasetError naming it (the CLI prints it,
+    no traceback); a 16-bit mask holding 0/255 is read as the polyp it is, not as an empty mask."""
+    root = tmp_path / "plain"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    img = (np.random.default_rng(0).random((32, 40, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(root / "images" / "a.png")
+    mask16 = np.zeros((32, 40), np.uint16)
+    mask16[8:20, 10:30] = 255
+    Image.fromarray(mask16).save(root / "masks" / "a.png")
+    ds = Dataset.open(root)
+    _, m, _ = ds.load(0)
+    assert m.sum() == 12 * 20
+    # two values at any depth are "not 0"; many values (JPEG noise) are cut at 127
+    from napari_depthpolyp.io.images import binarise_mask
+
+    assert binarise_mask(np.array([[0, 2]], np.uint8)).tolist() == [[False, True]]
+    assert binarise_mask(np.array([[0, 65535]], np.uint16)).tolist() == [[False, True]]
+    assert binarise_mask(np.array([[3, 120, 130, 252]], np.uint8)).tolist() == [[False, False, True, True]]
+    # damaged files: a truncated PNG and text posing as one
+    data = (root / "images" / "a.png").read_bytes()
+    (root / "images" / "a.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match=r"a\.png.*cannot be read as an image"):
+        Dataset.open(root).load(0)
+    (root / "images" / "a.png").write_text("not an image")
+    with pytest.raises(DatasetError, match=r"a\.png.*cannot be read as an image"):
+        Dataset.open(root)

@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .dataset import DatasetError
+    from .depth import TeacherError
     from .models import ModelError
     from .preprocess import FrameError
 
@@ -291,12 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
-    except (ModelError, DatasetError, FrameError, FileNotFoundError) as exc:
-        print(f"depthpolyp {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (ModelError, DatasetError, FrameError, TeacherError, OSError) as exc:
+        # OSError: a missing file, a folder where a file should be, no permission, a full disk
+        print(f"depthpolyp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -61,7 +61,6 @@ STATUSES = ("accepted", "corrected", "empty", "unreviewed")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DEPTH_EXTS = (".png", ".tif", ".tiff")
 _TIFF_EXTS = (".tif", ".tiff")
-_LOSSY_EXTS = (".jpg", ".jpeg")
 _MAX_LISTED = 10
 
 
@@ -85,8 +84,24 @@ def _now() -> str:
 
 
 # ----------------------------------------------------------------------------- pixel reading
+def _unreadable(path: Path, exc: Exception) -> DatasetError:
+    if isinstance(exc, FileNotFoundError):
+        return DatasetError(f"{path}: the file is missing")
+    reason = str(exc) or type(exc).__name__
+    return DatasetError(f"{path}: cannot be read as an image ({reason}); it may be damaged or not an image")
+
+
 def _image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
+    try:
+        return _header_size(path)
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _header_size(path: Path) -> tuple[int, int]:
     from PIL import Image
 
     try:
@@ -103,7 +118,17 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _read_array(path: Path) -> np.ndarray:
-    """Pixels as stored (H×W or H×W×C), palette / 1-bit images expanded by Pillow."""
+    """Pixels as stored (H×W or H×W×C), palette / 1-bit images expanded by Pillow. A missing,
+    damaged or truncated file raises :class:`DatasetError` naming it."""
+    try:
+        return _decode(path)
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _decode(path: Path) -> np.ndarray:
     from PIL import Image
 
     if path.suffix.lower() in _TIFF_EXTS:
@@ -161,15 +186,13 @@ def _to_rgb(arr: np.ndarray) -> np.ndarray:
     raise DatasetError(f"cannot interpret an array of shape {arr.shape} as an image")
 
 
-def _to_mask(arr: np.ndarray, lossless: bool) -> np.ndarray:
-    if arr.dtype == bool:
-        return arr if arr.ndim == 2 else arr.any(axis=-1)
+def _to_mask(arr: np.ndarray) -> np.ndarray:
+    from .io.images import binarise_mask
+
     if arr.ndim == 3:
         arr = arr[..., :3] if arr.shape[-1] in (3, 4) else arr[..., :1]
         arr = arr.max(axis=-1)
-    if lossless and np.issubdtype(arr.dtype, np.integer) and arr.size and arr.max() == 1:
-        return arr != 0  # a 0/1 mask: "> 127" would silently empty it
-    return _to_uint8(arr) > 127
+    return binarise_mask(arr)
 
 
 def _to_depth(arr: np.ndarray) -> np.ndarray:
@@ -443,7 +466,7 @@ class Dataset:
         """(RGB uint8 H×W×3, mask bool H×W, depth float32 H×W or None) of sample ``i``."""
         s = self.samples[i]
         image = _to_rgb(_read_array(s.image))
-        mask = _to_mask(_read_array(s.mask), lossless=s.mask.suffix.lower() not in _LOSSY_EXTS)
+        mask = _to_mask(_read_array(s.mask))
         if mask.shape != image.shape[:2]:
             raise DatasetError(f"{s.name}: mask {s.mask.name} is {mask.shape}, image is {image.shape[:2]}")
         depth = None

@@ -21,6 +21,11 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 
+class TeacherError(ValueError):
+    """A depth teacher that cannot be made or run: an unknown name, a missing or unsuitable ONNX
+    model, a missing precomputed map. The message names the file."""
+
+
 @runtime_checkable
 class DepthTeacher(Protocol):
     """float32 H×W×3 in [0, 1] -> float32 H×W in [0, 1], near = high, min-max normalised per frame."""
@@ -33,7 +38,7 @@ class DepthTeacher(Protocol):
 def _check_image(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"a depth teacher takes an H×W×3 frame, got shape {img.shape}")
+        raise TeacherError(f"a depth teacher takes an H×W×3 frame, got shape {img.shape}")
     if img.dtype.kind != "f":
         raise TypeError(f"a depth teacher takes a float frame in [0, 1], got {img.dtype} (divide uint8 by 255)")
     return img.astype(np.float32, copy=False)
@@ -165,17 +170,17 @@ class OnnxDepthTeacher:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise ValueError(f"{self.path}: ONNX depth model not found")
+            raise TeacherError(f"{self.path}: ONNX depth model not found")
         try:
             self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - any failure means an unusable file
-            raise ValueError(f"{self.path}: not a valid ONNX model ({exc})") from exc
+            raise TeacherError(f"{self.path}: not a valid ONNX model ({exc})") from exc
         inp = self.session.get_inputs()[0]
         shape = list(inp.shape)
         if len(shape) != 4 or shape[1] not in (3, "3"):
-            raise ValueError(f"{self.path}: input {inp.name!r} has shape {shape}; expected N×3×H×W")
+            raise TeacherError(f"{self.path}: input {inp.name!r} has shape {shape}; expected N×3×H×W")
         if len(self.session.get_inputs()) != 1:
-            raise ValueError(f"{self.path}: a depth model has one input, this one has {len(self.session.get_inputs())}")
+            raise TeacherError(f"{self.path}: a depth model has one input, this one has {len(self.session.get_inputs())}")
         self.input_name = inp.name
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         out0 = self.session.get_outputs()[0]
@@ -197,7 +202,7 @@ class OnnxDepthTeacher:
         out = self.session.run([self.output_name], {self.input_name: x.astype(self.input_dtype)})[0]
         out = np.asarray(out, dtype=np.float32)
         if out.ndim < 2 or out.size != out.shape[-1] * out.shape[-2]:
-            raise ValueError(f"{self.path}: output {self.output_name!r} has shape {out.shape}, not one depth map")
+            raise TeacherError(f"{self.path}: output {self.output_name!r} has shape {out.shape}, not one depth map")
         d = _resize(out.reshape(out.shape[-2:]), (h, w), Image.BILINEAR)
         d = _minmax(d, 0.0, 100.0)
         return d if self.inverse else 1.0 - d
@@ -224,7 +229,7 @@ class PrecomputedDepthTeacher:
     def __init__(self, folder: str | Path, inverse: bool = True):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise ValueError(f"{self.folder}: depth folder not found")
+            raise TeacherError(f"{self.folder}: depth folder not found")
         self.inverse = inverse
 
     def path_for(self, name: str) -> Path:
@@ -237,7 +242,7 @@ class PrecomputedDepthTeacher:
                 path = folder / f"{stem}{ext}"
                 if path.is_file():
                     return path
-        raise ValueError(f"{self.folder}: no depth map for frame {name!r} (.png, .tif or .tiff)")
+        raise TeacherError(f"{self.folder}: no depth map for frame {name!r} (.png, .tif or .tiff)")
 
     def lookup(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         from .io import read_depth
@@ -260,8 +265,8 @@ def make_teacher(spec: str | os.PathLike | None = None, folder: str | Path | Non
         spec, folder = "precomputed", spec[len("precomputed:"):]
     if spec == "precomputed":
         if not folder:
-            raise ValueError("the 'precomputed' teacher needs the folder holding the depth maps")
+            raise TeacherError("the 'precomputed' teacher needs the folder holding the depth maps")
         return PrecomputedDepthTeacher(folder)
     if spec.lower().endswith(".onnx"):
         return OnnxDepthTeacher(spec)
-    raise ValueError(f"unknown depth teacher {spec!r}: use 'falloff', 'precomputed' or a path to an .onnx model")
+    raise TeacherError(f"unknown depth teacher {spec!r}: use 'falloff', 'precomputed' or a path to an .onnx model")

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .models import ModelDir, resolve_model
+from .models import ModelDir, ModelError, resolve_model
 from .preprocess import FrameError, resize_batch, resize_map, to_float_rgb
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ class Predictor:
         self.model = model if isinstance(model, ModelDir) else resolve_model(model)
         self.input_size = int(self.model.card.input_size[0])
         self.threshold = float(self.model.card.default_threshold if threshold is None else threshold)
+        if not 0.0 < self.threshold < 1.0:
+            raise ModelError(f"threshold {self.threshold:g} is not a probability strictly between 0 and 1")
         self.batch_size = max(1, int(batch_size))
         self.num_threads = num_threads or os.cpu_count() or 1
         self.backend = backend

@@ -69,9 +69,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """A binary mask as a bool H×W array (True = polyp).
 
-    8-bit masks are binarised with ``> 127`` (JPEG masks carry compression noise), 16-bit ones at half
-    range, float ones at 0.5; masks stored as 0/1 are also understood. For colour masks a pixel is
-    set if any of R, G, B is set (alpha is ignored).
+    A mask with two values (0/1, 0/255, 0/65535 at any bit depth) is "not 0"; one with more (JPEG
+    compression noise) is cut at ``> 127`` (8-bit values) or half range; float ones at 0.5
+    (:func:`binarise_mask`). For colour masks a pixel is set if any of R, G, B is set (alpha is ignored).
     """
     return _binarise(read_image(path)[None])[0]
 
@@ -148,13 +148,31 @@ def _binarise(frames: np.ndarray) -> np.ndarray:
     """T×H×W[×C] -> bool T×H×W (see read_mask)."""
     if frames.ndim == 4:
         frames = frames[..., :3].max(axis=-1)
-    if frames.dtype == bool:
-        return frames
-    if frames.dtype.kind == "f":
-        return frames > 0.5
-    if frames.size and frames.max() <= 1:
-        return frames > 0
-    return frames > np.iinfo(frames.dtype).max // 2
+    return binarise_mask(frames)
+
+
+def binarise_mask(arr: np.ndarray) -> np.ndarray:
+    """A mask array of any type as bool (True = polyp), one rule for every reader.
+
+    bool as is; float ``> 0.5``; an integer mask with at most two values (0/1, 0/255, 0/65535,
+    a label 0/2, ...) is ``!= 0``, whatever its bit depth, so a 16-bit file holding 0/255 is not
+    emptied; an integer mask with more values (JPEG noise, anti-aliased edges) is cut at half of
+    its own range: ``> 127`` when every value fits in 8 bits, else at half of its type's range.
+    """
+    if arr.dtype == bool:
+        return arr
+    if arr.dtype.kind == "f":
+        return arr > 0.5
+    if arr.dtype.kind not in "ui":
+        raise InputError(f"unsupported mask type {arr.dtype}")
+    if arr.size == 0:
+        return arr != 0
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo == hi or not np.any((arr != lo) & (arr != hi)):
+        return arr != 0 if lo == 0 or lo == hi else arr == hi
+    if hi <= 255:
+        return arr > 127
+    return arr > np.iinfo(arr.dtype).max // 2
 
 
 def _probe_single(path: Path) -> tuple[tuple[int, ...], np.dtype]:

@@ -62,7 +62,7 @@ class SegmentWidget(QWidget):
         self.tta = QCheckBox("flip averaging")
         self.tta.setToolTip("Run each frame also mirrored left-right, top-bottom and both, and average the "
                             "four answers: 4x slower, slightly more accurate (about +0.5 Dice on our test sets)")
-        self.threshold = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=50)
+        self.threshold = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=99, value=50)
         self.threshold.setToolTip("Mask = probability ≥ threshold. Moving it never runs the network "
                                   "again and never changes reviewed frames.")
         self.threshold_label = QLabel("0.50")
