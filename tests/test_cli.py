@@ -151,3 +151,32 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert expected in err and "Traceback" not in err, (argv, err)
+
+
+def test_predict_never_writes_two_frames_to_one_file(format_model, tmp_path):
+    """Two folders called ``frames``, ``x.png`` beside ``x.jpg``, two single images of one name:
+    every frame gets its own files. A folder with no images is an error, not an empty success."""
+    from PIL import Image
+
+    from napari_depthpolyp.engine import Predictor
+    from napari_depthpolyp.predict import predict_inputs
+
+    rng = np.random.default_rng(0)
+    pic = lambda: (rng.random((40, 48, 3)) * 255).astype(np.uint8)  # noqa: E731
+    for sub in ("a", "b"):
+        (tmp_path / sub / "frames").mkdir(parents=True)
+        Image.fromarray(pic()).save(tmp_path / sub / "frames" / "x.png")
+        Image.fromarray(pic()).save(tmp_path / sub / "frames" / "x.jpg")
+        Image.fromarray(pic()).save(tmp_path / sub / "one.png")
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    inputs = [tmp_path / "a" / "frames", tmp_path / "b" / "frames", tmp_path / "a" / "one.png",
+              tmp_path / "b" / "one.png", tmp_path / "empty"]
+    out = tmp_path / "out"
+    summary = predict_inputs(inputs, out, Predictor(format_model))
+    files = [f["mask"] for e in summary["inputs"] for f in e["frames"]]
+    assert len(files) == 6 and len(set(files)) == 6, files
+    assert all((out / f).is_file() for f in files)
+    assert "masks/frames-2/x-2.png" in files and "masks/one-2.png" in files
+    empty = summary["inputs"][-1]
+    assert empty["status"] == "error" and "no images in this folder" in empty["error"]
+    assert "empty/images" in empty["error"]

@@ -9,6 +9,8 @@ Writes, under ``--out``::
                                 probability inside the mask, uncertainty (review the doubtful first)
 
 Frames of a folder or video go to ``masks/<input stem>/``. Images in a folder may differ in size.
+Names never collide: a second input or file with a name already written (``a/frames`` and
+``b/frames``, ``x.png`` and ``x.jpg``) gets ``-2``, ``-3``, ... and summary.json gives each frame's files.
 An unreadable or damaged input (or file in a folder) is reported in summary.json and in the exit
 code (2), and everything else is still processed; for a damaged video every frame decoded before
 the damage is kept.
@@ -48,13 +50,25 @@ def _frame_record(result, name: str, rel: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _unique(name: str, used: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... if taken (case-insensitively); marks it taken."""
+    candidate, k = name, 1
+    while candidate.lower() in used:
+        k += 1
+        candidate = f"{name}-{k}"
+    used.add(candidate.lower())
+    return candidate
+
+
 class _Writer:
     """Writes one input's masks/depth/overlays and collects its per-frame records."""
 
-    def __init__(self, out: Path, sub: Path, overlay: bool, entry: dict):
+    def __init__(self, out: Path, sub: Path, overlay: bool, entry: dict, used: set[str] | None = None):
         self.out, self.sub, self.overlay, self.entry = out, sub, overlay, entry
+        self.used = set() if used is None else used  # names taken in this output folder
 
     def __call__(self, result, name: str, frame) -> None:
+        name = _unique(name, self.used)
         rel = {
             "mask": str(Path("masks") / self.sub / f"{name}.png"),
             "depth": str(Path("depth") / self.sub / f"{name}.png"),
@@ -71,6 +85,9 @@ def _predict_folder(path: Path, predictor: Predictor, write: _Writer, entry: dic
     """Image folders are data sets, not videos: images may differ in size, and one unreadable file
     is reported without stopping the others."""
     files = list_images(path)
+    if not files:
+        hint = f"; its images seem to be in {path / 'images'}" if (path / "images").is_dir() else ""
+        raise InputError(f"{path}: no images in this folder{hint}")
     entry.update(kind="folder", n_frames=len(files), file_errors=[])
     if progress is not None:
         progress(str(path), 0, len(files))
@@ -129,12 +146,16 @@ def predict_inputs(
     """Run ``predictor`` over every input and write masks, depth (and overlays) + summary.json."""
     out = Path(out_dir)
     summary: dict[str, Any] = {"created": now_iso(), "model": predictor.provenance(), "inputs": []}
+    top: set[str] = set()  # names taken at the top of masks/ (single images and input folders)
     for item in inputs:
         path = Path(item)
         entry: dict[str, Any] = {"input": str(path), "status": "ok", "frames": []}
         summary["inputs"].append(entry)
         is_single = path.is_file() and not is_video(path)
-        write = _Writer(out, Path() if is_single else Path(path.stem), overlay, entry)
+        if is_single:
+            write = _Writer(out, Path(), overlay, entry, used=top)
+        else:
+            write = _Writer(out, Path(_unique(path.stem or path.resolve().name, top)), overlay, entry)
         try:
             if path.is_dir():
                 _predict_folder(path, predictor, write, entry, progress)
