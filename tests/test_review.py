@@ -132,8 +132,10 @@ def test_autosave_resume_round_trip(tmp_path):
     assert sorted(p.name for p in (s.folder / "masks").iterdir()) == ["000001.png", "000004.png"]
     assert not any(p.name.startswith(".") for p in s.folder.rglob("*"))  # no temporary files left
     data = json.loads((s.folder / "session.json").read_text())
-    assert data["frames"]["1"] == {"status": "corrected", "mask": "masks/000001.png", "model": 0}
-    assert data["frames"]["5"] == {"status": "empty", "model": 0}
+    digest = data["frames"]["1"].pop("mask_digest")
+    assert len(digest) == 32
+    assert data["frames"]["1"] == {"status": "corrected", "name": "clip_000001", "mask": "masks/000001.png", "model": 0}
+    assert data["frames"]["5"] == {"status": "empty", "name": "clip_000005", "model": 0}
     assert data["models"] == [{"model": "m", "version": "1", "sha256": "ab"}]
     assert not s.save()  # unchanged: nothing rewritten
     s.masks[1, 30:, 30:] = 1  # an edit without an event (napari's undo/redo): found by the hash
@@ -166,6 +168,26 @@ def test_load_survives_a_missing_mask_and_rejects_other_files(tmp_path):
     (s.folder / "session.json").write_text('{"format": "something-else"}')
     with pytest.raises(ReviewError, match="not a depthpolyp-review"):
         ReviewSession.load(s.folder)
+
+
+def test_resume_refuses_a_folder_whose_files_changed(tmp_path):
+    """Same count and size, other files under the saved indices: the corrections would land on the
+    wrong frames, so the session is refused (the widget moves it aside, nothing is deleted). A mask
+    edited outside napari comes back as it is, with a warning."""
+    names = ["a", "b", "c"]
+    s = ReviewSession(3, (H, W), source=tmp_path / "frames", frame_names=names, threshold=0.5)
+    s.masks[1, :5, :5] = 1
+    s.mark_corrected(1)
+    s.save()
+    ok = ReviewSession.load(s.folder, expect=(3, (H, W)), frame_names=names)
+    assert ok.status_of(1) == "corrected" and not ok.load_warnings
+    with pytest.raises(ReviewError, match="frame 1 was 'b', is now 'x'"):
+        ReviewSession.load(s.folder, expect=(3, (H, W)), frame_names=["a", "x", "c"])
+    from napari_depthpolyp.io.writers import write_mask_png
+
+    write_mask_png(s.folder / "masks" / "000001.png", np.ones((H, W), bool))
+    edited = ReviewSession.load(s.folder, frame_names=names)
+    assert edited.masks[1].all() and "changed outside napari" in edited.load_warnings[0]
 
 
 def test_sidecar_falls_back_to_user_dir_without_a_writable_source(tmp_path):

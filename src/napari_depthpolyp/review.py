@@ -35,13 +35,16 @@ file), or any folder given::
 
     session.json        format, source (path, n_frames, frame_shape), threshold, the models that
                         proposed masks, and every frame that is not unreviewed:
-                        {"12": {"status": "corrected", "mask": "masks/000012.png", "sha256": ..., "model": 0}}
+                        {"12": {"status": "corrected", "name": "cju0qkwl35piu0993l0dewei2",
+                                "mask": "masks/000012.png", "mask_digest": ..., "model": 0}}
     masks/NNNNNN.png    0/255 mask of every accepted or corrected frame
 
 Every file is written atomically (temporary file, then rename); masks are written before the
 session.json that names them, and only masks that changed since the last save are rewritten.
 Nothing is written for a session without any reviewed frame. :meth:`ReviewSession.load` restores
 statuses and masks (the probability maps are not saved: run the model again for unreviewed frames).
+A session of an image folder whose files changed (another frame under a saved index) is refused,
+never restored onto the wrong frames; a mask file edited outside napari is restored with a warning.
 
 Export
 ------
@@ -454,13 +457,16 @@ class ReviewSession:
         return frame_name(self._check(i), self.n, source=self.source, name=self.name, frame_names=self.frame_names)
 
     # -- autosave -------------------------------------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, digests: dict[int, str] | None = None) -> dict[str, Any]:
+        digests = self._saved if digests is None else digests
         frames = {}
         for i in np.flatnonzero(self.status != UNREVIEWED):
             i = int(i)
-            entry: dict[str, Any] = {"status": STATUSES[self.status[i]]}
+            entry: dict[str, Any] = {"status": STATUSES[self.status[i]], "name": self.frame_name(i)}
             if self.status[i] in _WITH_MASK:
                 entry["mask"] = f"masks/{i:06d}.png"
+                if i in digests:
+                    entry["mask_digest"] = digests[i]
             if self.frame_model[i] >= 0:
                 entry["model"] = int(self.frame_model[i])
             frames[str(i)] = entry
@@ -516,7 +522,7 @@ class ReviewSession:
             keep[i] = digest
         stale = set(self._saved) - set(keep)
         if wrote or stale or self._dirty or force:
-            write_json(self.folder / SESSION_FILE, self.to_json())
+            write_json(self.folder / SESSION_FILE, self.to_json(keep))
             wrote = True
             for i in stale:
                 (self.folder / "masks" / f"{i:06d}.png").unlink(missing_ok=True)
@@ -563,7 +569,22 @@ class ReviewSession:
                       temporal=bool(data.get("temporal", True)), **kwargs)
         session.created = data.get("created", session.created)
         session.models = list(data.get("models") or [])
-        for key, entry in (data.get("frames") or {}).items():
+        entries = data.get("frames") or {}
+        if session.frame_names is not None:  # an image folder: are these still the same files?
+            moved = []
+            for key, entry in entries.items():
+                try:
+                    saved, now = entry.get("name"), session.frame_name(session._check(int(key)))
+                except (ValueError, IndexError, TypeError, AttributeError):
+                    continue
+                if saved is not None and saved != now:
+                    moved.append(f"frame {int(key)} was {saved!r}, is now {now!r}")
+            if moved:
+                raise ReviewError(
+                    f"{path} was saved for other files: {len(moved)} reviewed frames changed "
+                    f"({'; '.join(moved[:3])}{'; ...' if len(moved) > 3 else ''}); the folder's "
+                    "contents changed since the review was saved")
+        for key, entry in entries.items():
             try:
                 i = session._check(int(key))
                 code = STATUSES.index(entry["status"])
@@ -581,6 +602,9 @@ class ReviewSession:
                     continue
                 session.masks[i] = mask
                 session._saved[i] = _mask_digest(mask)
+                if entry.get("mask_digest") not in (None, session._saved[i]):
+                    session.load_warnings.append(
+                        f"frame {i}: {entry.get('mask')} changed outside napari since it was saved; restored as it is now")
             session.status[i] = code
             model = entry.get("model")
             if isinstance(model, int) and 0 <= model < len(session.models):

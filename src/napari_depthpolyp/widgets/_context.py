@@ -289,7 +289,8 @@ class DepthPolypContext(QObject):
                     show_warning(f"Not resumed: {exc}")
                     found = self._move_aside(found)
                 else:
-                    note = f" ({len(session.load_warnings)} frames could not be restored)" if session.load_warnings else ""
+                    w = session.load_warnings
+                    note = f" ({len(w)} warnings; first: {w[0]})" if w else ""
                     show_info(f"Resumed the review of {image.name}: {session.reviewed} frames reviewed{note}.")
             else:
                 self._move_aside(found)
