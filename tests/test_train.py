@@ -192,3 +192,21 @@ def test_too_few_frames_or_val_inside_train_are_refused(tiny_dataset, tmp_path):
     with pytest.raises(DatasetError, match="12 validation frames are also training frames"):
         Trainer(cfg, run_dir=tmp_path / "b").run()
     assert not (tmp_path / "a" / "checkpoint.json").exists()
+
+
+def test_an_existing_output_is_refused_before_training(tiny_dataset, tmp_path, monkeypatch):
+    """A model folder that exists is said at the start, not after hours; a from-scratch run goes
+    to ``<name>-<version>`` in the user models folder, a fine-tune to the next ``ft.N``."""
+    from napari_depthpolyp.models import ModelError
+
+    monkeypatch.setenv("DEPTHPOLYP_USER_DIR", str(tmp_path / "user"))
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    trainer = Trainer(_cfg(tiny_dataset), run_dir=tmp_path / "run")
+    with pytest.raises(ModelError, match="taken: already exists"):
+        trainer.run(out_dir=taken)
+    assert not (tmp_path / "run" / "checkpoint.json").exists()
+    path, version = Trainer(_cfg(tiny_dataset, version="2.0"))._target(None)
+    assert (path.name, version) == ("tiny-2.0", "2.0")
+    path, version = Trainer(_cfg(tiny_dataset, version=None))._target(None)
+    assert version.startswith("ft.") and path.name == f"tiny-{version}"

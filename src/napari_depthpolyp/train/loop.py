@@ -34,7 +34,7 @@ import torch
 from ..dataset import Dataset, DatasetError
 from ..io.atomic import atomic_open, write_json
 from ..model import DepthPolyp
-from ..models import ModelCard, ModelDir, now_iso, resolve_model, write_model
+from ..models import ModelCard, ModelDir, ModelError, now_iso, resolve_model, write_model
 from ..paths import cache_dir
 from .cache import FrameCache, build_cache, concat_caches
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -49,7 +49,7 @@ class TrainConfig:
     val_data: str | None = None
     val_split: str | None = "val"
     name: str = "depthpolyp"
-    version: str = "1.0"
+    version: str | None = "1.0"  # None: the next free "ft.N" (fine-tunes)
     description: str = ""
     epochs: int = 200
     batch_size: int = 16
@@ -105,7 +105,7 @@ _KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False}
 # validation every epoch, whole folders (curated exports have no splits). Used by
 # ``depthpolyp finetune`` and the napari fine-tune widget alike.
 FINETUNE_DEFAULTS = {
-    "epochs": 10, "lr": 5e-5, "warmup_epochs": 0, "ema": 0.0, "val_every": 1, "batch_size": 8,
+    "version": None, "epochs": 10, "lr": 5e-5, "warmup_epochs": 0, "ema": 0.0, "val_every": 1, "batch_size": 8,
     "train_split": None, "val_split": None,
 }
 
@@ -314,6 +314,10 @@ class Trainer:
         cfg = self.cfg
         say = progress or (lambda e: None)
         stop = should_stop or (lambda: False)
+        target, _ = self._target(out_dir)
+        if target.exists():  # said now, not after hours of training
+            raise ModelError(f"{target}: already exists; a model is never overwritten (choose another "
+                             "output folder or version)")
         torch.manual_seed(cfg.seed)
         self._prepare(progress)
 
@@ -464,17 +468,24 @@ class Trainer:
         path = self.run_dir / "log.jsonl"
         return [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
 
+    def _target(self, out_dir: str | Path | None) -> tuple[Path, str]:
+        """Where the model goes and its version: ``out_dir`` or the user models folder
+        (``<name>-<version>``); with no version, the next free ``ft.N``."""
+        from ..models import next_user_model_dir, user_models_dir
+
+        cfg = self.cfg
+        if cfg.version is None:
+            auto, version = next_user_model_dir(cfg.name)
+            return (Path(out_dir) if out_dir is not None else auto), version
+        return (Path(out_dir) if out_dir is not None else user_models_dir() / f"{cfg.name}-{cfg.version}"), cfg.version
+
     def export(self, out_dir: str | Path | None = None) -> ModelDir:
         """Write the selected weights as a new model directory (never over an existing one)."""
         from safetensors.torch import load_file
 
-        from ..models import next_user_model_dir
-
         cfg = self.cfg
         best = json.loads((self.run_dir / "best.json").read_text())
-        version = cfg.version
-        if out_dir is None:
-            out_dir, version = next_user_model_dir(cfg.name)
+        out_dir, version = self._target(out_dir)
         state = load_file(str(self.run_dir / "best.safetensors"))
         metrics: dict[str, Any] = {"val": {k: v for k, v in best.items() if k.startswith("val_")}, "selected_epoch": best.get("epoch")}
         if cfg.depth:  # the losses leave the depth's sign free: export near = high (train/orient.py)
