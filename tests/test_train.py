@@ -210,3 +210,23 @@ def test_an_existing_output_is_refused_before_training(tiny_dataset, tmp_path, m
     assert (path.name, version) == ("tiny-2.0", "2.0")
     path, version = Trainer(_cfg(tiny_dataset, version=None))._target(None)
     assert version.startswith("ft.") and path.name == f"tiny-{version}"
+
+
+def test_resume_refuses_a_checkpoint_made_on_other_frames(tiny_dataset, tmp_path):
+    """A cancelled fine-tune, then a new export to the same folder: the checkpoint is not
+    continued on frames it was not trained on (the napari panel then starts afresh)."""
+    import shutil
+
+    from napari_depthpolyp.train.loop import ResumeError
+
+    data = tmp_path / "curated"
+    shutil.copytree(tiny_dataset / "train", data)
+    cfg = _cfg(tiny_dataset, train_data=[str(data)])
+    assert Trainer(cfg, run_dir=tmp_path / "r").run(should_stop=lambda: True) is None
+    src = Dataset.open(data)
+    frames = [src.load(i) for i in range(8)]
+    with DatasetWriter(data, overwrite=True) as w:  # the re-export: 8 of the 12 frames
+        for name, (image, mask, _) in zip(src.names, frames):
+            w.add(name, image, mask)
+    with pytest.raises(ResumeError, match="other data"):
+        Trainer(cfg, run_dir=tmp_path / "r").run(resume=True)

@@ -232,6 +232,10 @@ def batch_dice(prob: torch.Tensor, mask: torch.Tensor, threshold: float) -> torc
     return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
 
 
+class ResumeError(DatasetError):
+    """A checkpoint that does not belong to this run: another configuration, or data that changed."""
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None):
         self.cfg = cfg
@@ -358,7 +362,11 @@ class Trainer:
         if resume and has_checkpoint(self.run_dir):
             meta = load_checkpoint(self.run_dir, modules=modules, optimizer=optimizer)
             if meta["config_key"] != cfg.key():
-                raise ValueError(f"{self.run_dir}: checkpoint was made with another configuration")
+                raise ResumeError(f"{self.run_dir}: checkpoint was made with another configuration")
+            if meta.get("data") not in (None, self.data_fingerprint):
+                raise ResumeError(
+                    f"{self.run_dir}: checkpoint was made on other data (the frames in "
+                    f"{', '.join(cfg.train_data)} or {cfg.val_data} changed since); start the run afresh")
             state = meta["state"]
             say({"event": "resumed", **state})
         else:
@@ -368,7 +376,8 @@ class Trainer:
 
         def checkpoint():
             save_checkpoint(self.run_dir, modules=modules, optimizer=optimizer,
-                            meta={"config_key": cfg.key(), "state": state, "saved": now_iso()})
+                            meta={"config_key": cfg.key(), "data": self.data_fingerprint, "state": state,
+                                  "saved": now_iso()})
 
         source = SampleSource(self.train_cache, cfg)
         use_bf16 = cfg.bf16 and torch.backends.mkldnn.is_available()

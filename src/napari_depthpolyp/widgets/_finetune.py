@@ -66,10 +66,15 @@ def finetune_job(cfg, base_path: str, val: str | None, emit, should_stop) -> dic
     from ..engine import Predictor
     from ..evaluate import evaluate
     from ..train import Trainer
+    from ..train.loop import ResumeError
 
     trainer = Trainer(cfg)
     resume = _resumable(trainer.run_dir, cfg.epochs)
-    model = trainer.run(progress=emit, should_stop=should_stop, resume=resume)
+    try:
+        model = trainer.run(progress=emit, should_stop=should_stop, resume=resume)
+    except ResumeError:  # the cancelled run was on other frames (a new export): start afresh
+        resume = False
+        model = trainer.run(progress=emit, should_stop=should_stop, resume=False)
     if model is None:
         return {"cancelled": True, "run_dir": str(trainer.run_dir)}
     out = {"cancelled": False, "model": model.id, "path": str(model.path), "resumed": resume}
