@@ -66,6 +66,14 @@ def test_tampered_weights_are_refused(model_dir, tmp_path):
         fh.write(b"\x00\x01\x02\x03")
     with pytest.raises(ModelError, match=r"weights\.safetensors.*sha256"):
         open_model(copy)
+    # an ONNX graph the card does not list would run unverified: refused too
+    shutil.copy(model_dir.path / WEIGHTS, copy / WEIGHTS)
+    card = json.loads((copy / "card.json").read_text())
+    card["files"].pop("model.onnx", None)
+    (copy / "card.json").write_text(json.dumps(card))
+    (copy / "model.onnx").write_bytes(b"not the graph the card was made with")
+    with pytest.raises(ModelError, match=r"model\.onnx: not listed in the model card"):
+        open_model(copy)
 
 
 @pytest.mark.parametrize(

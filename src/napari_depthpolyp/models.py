@@ -145,6 +145,9 @@ def open_model(path: str | os.PathLike, *, bundled: bool = False, verify: bool =
     card = read_card(path)
     if WEIGHTS not in card.files:
         raise ModelError(f"{path / CARD}: the card lists no {WEIGHTS}")
+    if (path / ONNX).is_file() and ONNX not in card.files:  # the engine would run it unverified
+        raise ModelError(f"{path / ONNX}: not listed in the model card, so it cannot be verified; "
+                         "remove it or write the model again")
     for name, expected in card.files.items():
         file = path / name
         if not file.is_file():
