@@ -201,6 +201,13 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     mask.fill((2, 5, 5), 1)
     assert session.status_of(2) == "corrected" and mask.data[2].all()
     qtbot.waitUntil(lambda: review.counts.text().startswith("2 unreviewed · 0 accepted · 2 corrected"), timeout=2000)
+    # "No polyp" and "Reset" go through napari's history: Ctrl+Z brings a correction back
+    for action in (ctrl.mark_empty, ctrl.reset):
+        action(2)
+        assert session.status_of(2) in ("empty", "unreviewed") and not mask.data[2].all()
+        mask.undo()
+        ctrl.save_now()  # what the periodic check does (napari's undo sends no event)
+        assert session.status_of(2) == "corrected" and mask.data[2].all()
 
     # moving the threshold re-thresholds only unreviewed frames
     corrected = mask.data[1:3].copy()

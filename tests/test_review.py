@@ -280,3 +280,22 @@ def test_scores_precomputed_in_the_worker_equal_scores_computed_in_the_session(t
     np.testing.assert_allclose(stale.scores, session("fresh", 0.3).scores, rtol=1e-6)
     stale.set_threshold(0.5)
     np.testing.assert_allclose(stale.scores, plain.scores, rtol=1e-6)
+
+
+def test_reconcile_after_an_undo_in_the_viewer(tmp_path):
+    """napari's undo changes a mask without an event: a frame marked empty that has polyp pixels
+    again, or a reset frame that no longer shows the proposal, is corrected (and exported so)."""
+    s = make_session(tmp_path)
+    corrected = s.masks[1].copy()
+    corrected[:5, :5] = 1
+    s.masks[1] = corrected
+    s.mark_corrected(1)
+    s.mark_empty(1)
+    s.reset(2)
+    assert s.reconcile() == []
+    s.masks[1] = corrected  # the undo
+    s.masks[2, :3, :3] = 1 - s.masks[2, :3, :3]
+    assert s.reconcile() == [1, 2]
+    assert s.status_of(1) == s.status_of(2) == "corrected"
+    [item] = [e for e in s.export_plan(("corrected",)) if e.index == 1]
+    np.testing.assert_array_equal(item.mask, corrected != 0)

@@ -272,6 +272,7 @@ class ReviewSession:
         self._thumbs: dict[int, np.ndarray] = {}
         self._saved: dict[int, str] = {}  # frame -> digest of the mask last written
         self._edited: set[int] = set()  # frames painted in this session (undo may change them at any time)
+        self._cleared: set[int] = set()  # frames whose mask a review action replaced (undo may bring it back)
         self._dirty = False
 
     # -- status ---------------------------------------------------------------------------------
@@ -310,9 +311,11 @@ class ReviewSession:
             self._set(i, ACCEPTED)
 
     def mark_empty(self, i: int) -> None:
-        """Frame ``i`` shows no polyp: its mask is cleared."""
+        """Frame ``i`` shows no polyp: its mask is cleared (the viewer does it through napari's
+        history, so Ctrl+Z brings the mask back; :meth:`reconcile` then makes it "corrected")."""
         i = self._check(i)
         self.masks[i] = 0
+        self._cleared.add(i)
         self._set(i, EMPTY)
 
     def reset(self, i: int) -> None:
@@ -320,7 +323,25 @@ class ReviewSession:
         i = self._check(i)
         self.masks[i] = self.proposal(i)
         self._edited.discard(i)
+        self._cleared.add(i)
         self._set(i, UNREVIEWED)
+
+    def reconcile(self) -> list[int]:
+        """Frames whose mask no longer fits their status after an undo in the viewer (napari's undo
+        changes a mask without any event): an "empty" frame with polyp pixels, or an unreviewed
+        frame whose mask is not the model's proposal, is "corrected" again. Returns those frames."""
+        fixed = []
+        for i in sorted(self._cleared):
+            code = self.status[i]
+            if code == EMPTY and self.masks[i].any():
+                pass
+            elif code == UNREVIEWED and not np.array_equal(self.masks[i] != 0, self.proposal(i) != 0):
+                pass
+            else:
+                continue
+            self.mark_corrected(i)
+            fixed.append(i)
+        return fixed
 
     # -- predictions and threshold --------------------------------------------------------------
     def allocate_maps(self) -> None:
@@ -615,6 +636,7 @@ class ReviewSession:
     # -- export ---------------------------------------------------------------------------------
     def export_plan(self, statuses: Iterable[str] = ("accepted", "corrected"), include_depth: bool = True) -> list["ExportItem"]:
         """A snapshot (copies) of the frames to export, safe to write from another thread."""
+        self.reconcile()
         codes = [STATUSES.index(s) for s in statuses]
         items = []
         for i in np.flatnonzero(np.isin(self.status, codes)):

@@ -98,6 +98,7 @@ class ReviewController(QObject):
         self.is_stack = is_stack
         self.mask_layer = self.prob_layer = self.depth_layer = None
         self._save_error = None
+        self._replacing = False
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save_now)
         self._check = QTimer(self, interval=CHECK_MS)
@@ -156,6 +157,8 @@ class ReviewController(QObject):
         self.changed.emit()
 
     def _on_paint(self, event) -> None:
+        if self._replacing:  # a review action's own change, through napari's history
+            return
         for i in _edited_frames(event.value, self.mask_layer.ndim):
             if 0 <= i < self.session.n:
                 self.session.mark_corrected(i)
@@ -195,8 +198,29 @@ class ReviewController(QObject):
             return
         go_to_frame(self.viewer, self.image, int(index))
 
+    def _replace_mask(self, i: int, new: np.ndarray) -> None:
+        """Put ``new`` in frame ``i``'s mask through the Labels layer's history, so that napari's
+        Ctrl+Z undoes "No polyp" and "Reset" like any brush stroke: a correction is never lost."""
+        layer = self.mask_layer
+        if layer is None or layer not in self.viewer.layers:
+            return
+        old = self.session.masks[i]
+        where = np.nonzero((old != 0) != (new != 0))
+        if where[0].size == 0:
+            return
+        index = (np.full(where[0].size, i), *where) if self.is_stack else where
+        self._replacing = True
+        try:
+            layer.data_setitem(index, (new[where] != 0).astype(old.dtype))
+        finally:
+            self._replacing = False
+
     def _edit(self, method: str, index: int | None = None) -> int:
         i = self.current() if index is None else int(index)
+        if method == "mark_empty":
+            self._replace_mask(i, np.zeros(self.session.shape, np.uint8))
+        elif method == "reset":
+            self._replace_mask(i, self.session.proposal(i))
         getattr(self.session, method)(i)
         self.refresh(maps=False)
         self.touch()
@@ -222,6 +246,10 @@ class ReviewController(QObject):
 
     # -- autosave ---------------------------------------------------------------------------------
     def save_now(self, folder: str | os.PathLike | None = None) -> bool:
+        if self.session.reconcile():  # an undo brought back a mask that "No polyp" or "Reset" replaced
+            self.refresh(maps=False)
+            self.record_review()
+            self.changed.emit()
         try:
             wrote = self.session.save(folder)
         except OSError as exc:
