@@ -299,3 +299,18 @@ def test_reconcile_after_an_undo_in_the_viewer(tmp_path):
     assert s.status_of(1) == s.status_of(2) == "corrected"
     [item] = [e for e in s.export_plan(("corrected",)) if e.index == 1]
     np.testing.assert_array_equal(item.mask, corrected != 0)
+
+
+def test_a_session_saved_elsewhere_is_found_again(tmp_path):
+    """"Save to…" a folder of one's choice: opening the source again offers that folder, not the
+    older session beside the source."""
+    s = make_session(tmp_path)
+    s.accept(0)
+    s.save()
+    beside = s.folder
+    s.accept(1)
+    chosen = tmp_path / "elsewhere"
+    assert s.save(chosen)
+    assert find_sidecar(tmp_path / "clip.mp4") == chosen != beside
+    back = ReviewSession.load(find_sidecar(tmp_path / "clip.mp4"))
+    assert back.status_of(1) == "accepted"

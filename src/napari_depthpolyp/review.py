@@ -203,11 +203,43 @@ def sidecar_for(source: str | os.PathLike | None, name: str = "frames", *, besid
     return _fallback_folder(source, name)
 
 
+def _chosen_folders() -> Path:
+    from .paths import user_dir
+
+    return user_dir() / "sessions" / "chosen-folders.json"
+
+
+def _source_key(source: str | os.PathLike | None, name: str) -> str:
+    return str(Path(source).resolve()) if source else f"name:{name}"
+
+
+def _read_chosen() -> dict[str, str]:
+    try:
+        data = json.loads(_chosen_folders().read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def remember_folder(source: str | os.PathLike | None, name: str, folder: str | os.PathLike) -> None:
+    """Note that the session of ``source`` now autosaves to ``folder`` ("Save to…"), so that
+    :func:`find_sidecar` offers it when the source is opened again."""
+    from .io.atomic import write_json
+
+    chosen = _read_chosen()
+    chosen[_source_key(source, name)] = str(Path(folder).resolve())
+    write_json(_chosen_folders(), chosen)
+
+
 def find_sidecar(source: str | os.PathLike | None, name: str = "frames") -> Path | None:
-    """An existing session folder of ``source`` (beside it or in the fallback place), or None."""
+    """An existing session folder of ``source``: the folder chosen with "Save to…", else beside it
+    or in the fallback place; None if there is none."""
     candidates = [_fallback_folder(None, name)] if not source else [
         Path(source).parent / f"{Path(source).name}{SIDECAR_SUFFIX}", _fallback_folder(Path(source), name)
     ]
+    chosen = _read_chosen().get(_source_key(source, name))
+    if chosen:
+        candidates.insert(0, Path(chosen))
     for folder in candidates:
         if (folder / SESSION_FILE).is_file():
             return folder
@@ -519,7 +551,8 @@ class ReviewSession:
         from .io.atomic import write_json
         from .io.writers import write_mask_png
 
-        if folder is not None and Path(folder) != self.folder:
+        moved = folder is not None and Path(folder) != self.folder
+        if moved:
             self.folder = Path(folder)
             self._saved = {}
             self._dirty = True
@@ -549,6 +582,8 @@ class ReviewSession:
                 (self.folder / "masks" / f"{i:06d}.png").unlink(missing_ok=True)
         self._saved = keep
         self._dirty = False
+        if moved and wrote:
+            remember_folder(self.source, self.name, self.folder)
         return wrote
 
     @classmethod

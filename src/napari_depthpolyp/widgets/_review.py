@@ -15,7 +15,7 @@ autosaved a second or two after each change.
 
 from __future__ import annotations
 
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -180,8 +180,13 @@ class ReviewWidget(QWidget):
             return
         folder = QFileDialog.getExistingDirectory(self, "Autosave the review session to", str(self.ctrl.session.folder.parent))
         if folder:
-            self.ctrl.session.save(folder, force=True)
-            show_info(f"The review session now autosaves to {folder}")
+            try:
+                self.ctrl.session.save(folder, force=True)
+            except OSError as exc:
+                show_error(f"Cannot save the review session to {folder}: {exc}")
+                return
+            show_info(f"The review session now autosaves to {folder}; it is offered there when "
+                      f"{self.ctrl.image.name} is opened again")
             self.refresh()
 
 
