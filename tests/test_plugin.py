@@ -301,21 +301,45 @@ def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, kva
     assert seg.worker is None and seg.run_button.isEnabled() and "Cancelled" in seg.status.text()
 
 
+def test_removing_the_image_mid_run_stops_it_and_leaves_no_layers(make_napari_viewer, qtbot, kvasir_dir, plugin_model):
+    viewer = make_napari_viewer()
+    stack = np.concatenate([real_frames(kvasir_dir, 4)] * 12)  # 48 frames, 6 batches of 8
+    viewer.add_image(stack, name="long", rgb=True)
+    seg = dock(viewer, "Segment")
+    seg.select_model(str(plugin_model.path))
+    worker = seg.run()
+    removed = []
+
+    def remove_all(batch):  # after the first batch: the image and its layers go
+        if not removed:
+            removed.append(1)
+            for layer in [layer for layer in viewer.layers if layer.name.startswith("long")]:
+                viewer.layers.remove(layer)
+
+    worker.yielded.connect(remove_all)
+    with qtbot.waitSignal(worker.finished, timeout=WAIT):
+        pass
+    qtbot.wait(50)
+    assert not [layer.name for layer in viewer.layers if layer.name.startswith("long")]  # none re-created
+    assert seg.worker is None and seg.run_button.isEnabled() and "Cancelled" in seg.status.text()
+
+
 # ----------------------------------------------------------------------------- fine-tuning
 def test_finetune_cancel_resume_register_compare_use(make_napari_viewer, qtbot, kvasir_dir, plugin_model, tmp_path):
     from napari_depthpolyp.dataset import DatasetWriter
 
-    data = tmp_path / "curated"
-    images = real_frames(kvasir_dir, 8, size=(128, 112))
-    with DatasetWriter(data) as writer:
-        for i, img in enumerate(images):
-            mask = np.zeros(img.shape[:2], bool)
-            mask[30 + i : 70, 40:90 - i] = True
-            writer.add(f"f{i}", img, mask, status="corrected" if i % 2 else "accepted")
+    data, holdout = tmp_path / "curated", tmp_path / "holdout"  # validation never on the training frames
+    images = real_frames(kvasir_dir, 12, size=(128, 112))
+    for folder, part in ((data, range(8)), (holdout, range(8, 12))):
+        with DatasetWriter(folder) as writer:
+            for i in part:
+                mask = np.zeros(images[i].shape[:2], bool)
+                mask[30 + i : 70, 40:90 - i] = True
+                writer.add(f"f{i}", images[i], mask, status="corrected" if i % 2 else "accepted")
     viewer = make_napari_viewer()
     seg, ft = dock(viewer, "Segment"), dock(viewer, "Fine-tune")
     ft.add_dataset(str(data))
-    ft.val.setText(str(data))
+    ft.val.setText(str(holdout))
     ft.base.setCurrentIndex(ft.base.findData(str(plugin_model.path)))
     ft.epochs.setValue(1)
     ft.batch.setValue(4)

@@ -99,6 +99,7 @@ class ReviewController(QObject):
         self.mask_layer = self.prob_layer = self.depth_layer = None
         self._save_error = None
         self._replacing = False
+        self.closed = False
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save_now)
         self._check = QTimer(self, interval=CHECK_MS)
@@ -168,6 +169,8 @@ class ReviewController(QObject):
         """Store a batch and show it. The layers view the session's arrays, so only the frame on
         screen needs redrawing, and only when it is in this batch (a 300-frame run then redraws
         once, not 38 times, keeping napari's thread free)."""
+        if self.closed:
+            return
         done = self.session.add_predictions(predictions, model)
         layers = (self.mask_layer, self.prob_layer, self.depth_layer)
         if any(layer is None or layer not in self.viewer.layers for layer in layers):
@@ -263,6 +266,9 @@ class ReviewController(QObject):
         return wrote
 
     def close(self) -> None:
+        """The image left the viewer: save, and take no more results (a run still streaming
+        must not bring its layers back)."""
+        self.closed = True
         self._autosave.stop()
         self._check.stop()
         self.save_now()
@@ -443,7 +449,10 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def fill_model_combo(combo, select: str | None = None) -> None:
-    """Fill a QComboBox with the registry's models (item data = path), keeping or setting the choice."""
+    """Fill a QComboBox with the registry's models (item data = path), keeping or setting the choice.
+    ``currentIndexChanged`` is emitted only when the chosen model changed: refreshing the list (or a
+    fine-tune registering a model) must not reset the threshold of the open session."""
+    before = combo.currentData() if combo.count() else object()
     keep = select or combo.currentData()
     combo.blockSignals(True)
     combo.clear()
@@ -460,5 +469,6 @@ def fill_model_combo(combo, select: str | None = None) -> None:
         if index >= 0:
             combo.setCurrentIndex(index)
     combo.blockSignals(False)
-    combo.currentIndexChanged.emit(combo.currentIndex())
+    if combo.currentData() != before:
+        combo.currentIndexChanged.emit(combo.currentIndex())
 

@@ -214,7 +214,12 @@ class SegmentWidget(QWidget):
         self.status.setText(f"Segmenting {len(indices)} frame(s) of {layer.name} with {model.id}…")
 
         def show(predictions):
+            if ctrl.closed:  # the image was removed from the viewer: stop, add nothing
+                self.cancel()
+                return
             ctrl.add_predictions(predictions, model_index)
+            if not self._done:  # the layers carry their model from the first batch, even if the run fails later
+                ctrl.record_provenance(self._provenance(model))
             self._done += len(predictions)
             self.status.setText(f"Segmented {self._done} / {len(indices)} frame(s) of {layer.name}…")
 
