@@ -92,6 +92,16 @@ def test_manifest_reader_writer_and_samples(make_napari_viewer, frames_folder, t
     written = viewer.layers.save(str(tmp_path / "pngs.png"), selected=True, plugin=PLUGIN)
     assert sorted(p.split("/")[-1] for p in written) == ["frame0.png", "frame1.png", "frame2.png", "frame3.png"]
     np.testing.assert_array_equal(read_mask(tmp_path / "pngs" / "frame1.png"), masks[1].astype(bool))
+    # saved again with other frame names: the folder is replaced whole, never a mix of two saves
+    labels.metadata = {"depthpolyp": {"frame_names": ["a", "b", "c", "d"]}}
+    viewer.layers.save(str(tmp_path / "pngs.png"), selected=True, plugin=PLUGIN)
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["a.png", "b.png", "c.png", "d.png"]
+    (tmp_path / "pngs" / "notes.txt").write_text("mine")  # a folder with other files is never replaced
+    from napari_depthpolyp._writer import write_pngs
+
+    with pytest.raises(ValueError, match="holds more than PNG masks"):
+        write_pngs(str(tmp_path / "pngs.png"), masks, {"name": "m"})
+    assert (tmp_path / "pngs" / "notes.txt").read_text() == "mine"
 
 
 def test_no_trained_model_is_an_error_not_random_weights(make_napari_viewer, monkeypatch, tmp_path):

@@ -1,9 +1,12 @@
 """napari writers for Labels layers (masks): a multi-page 0/255 TIFF, or PNG masks (one 0/255 PNG for
 a single frame; for a stack, a folder named like the file without ``.png`` holding one PNG per frame,
-named after the source frames when known). Every file is written atomically."""
+named after the source frames when known). Every file is written atomically, and a stack's folder
+as a whole: written beside, then swapped in, so it never mixes two saves; a folder holding anything
+but PNG masks is never replaced."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,4 +40,18 @@ def write_pngs(path: str, data: Any, meta: dict) -> list[str]:
     n = len(frames)
     names = [frame_name(i, n, source=info.get("source"), name=meta.get("name") or folder.name,
                         frame_names=info.get("frame_names")) for i in range(n)]
-    return [str(write_mask_png(folder / f"{name}.png", frames[i])) for i, name in enumerate(names)]
+    if folder.exists() and (not folder.is_dir() or any(
+            not f.is_file() or f.suffix.lower() != ".png" for f in folder.iterdir())):
+        raise ValueError(f"{folder} exists and holds more than PNG masks: choose another name")
+    tmp, old = folder.with_name(f".{folder.name}.partial"), folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for i, name in enumerate(names):
+        write_mask_png(tmp / f"{name}.png", frames[i])
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(folder)
+    return [str(folder / f"{name}.png") for name in names]

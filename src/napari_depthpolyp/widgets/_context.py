@@ -245,7 +245,12 @@ class ReviewController(QObject):
         self.go_to(self.session.prev_unreviewed(self.current()))
 
     def next_most_uncertain(self) -> None:
-        self.go_to(self.session.next_most_uncertain(self.current()))
+        index = self.session.next_most_uncertain(self.current())
+        if index is None and self.session.next_unreviewed(self.current()) is not None:
+            show_info("No unreviewed frame has a prediction to rank yet: run Segment on them (a resumed "
+                      "review keeps the masks and statuses, not the probabilities).")
+            return
+        self.go_to(index)
 
     # -- autosave ---------------------------------------------------------------------------------
     def save_now(self, folder: str | os.PathLike | None = None) -> bool:
