@@ -78,6 +78,14 @@ def test_quantised_maps_threshold_within_one_step():
     assert s.probability.dtype == np.uint8
     disagree = s.masks[0, 0].astype(bool) != (p >= 0.5)
     assert np.all(np.abs(p[disagree] - 0.5) <= 0.5 / 255 + 1e-7)
+    # the table lookup gives exactly what decoding then thresholding gives, at any threshold
+    from napari_depthpolyp.engine import apply_threshold
+    from napari_depthpolyp.review import threshold_map
+
+    stored = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    for t in (0.0, 0.3, 0.5, 128 / 255, 0.999, 1.0):
+        np.testing.assert_array_equal(threshold_map(stored, t), apply_threshold(decode_map(stored), t))
+    np.testing.assert_array_equal(threshold_map(p, 0.3), p >= 0.3)
 
 
 def test_ranking_combines_entropy_boundary_and_neighbours():
