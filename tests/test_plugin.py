@@ -294,13 +294,18 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     np.testing.assert_array_equal(back.session.masks, saved)
 
 
-def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, kvasir_dir, plugin_model):
-    viewer = make_napari_viewer()
-    stack = np.concatenate([real_frames(kvasir_dir, 4)] * 12)  # 48 frames, 6 batches of 8
+def run_long(viewer, kvasir_dir, model):
+    """Start Segment on a 48-frame stack called "long" (6 batches of 8): (widget, worker)."""
+    stack = np.concatenate([real_frames(kvasir_dir, 4)] * 12)
     viewer.add_image(stack, name="long", rgb=True)
     seg = dock(viewer, "Segment")
-    seg.select_model(str(plugin_model.path))
-    worker = seg.run()
+    seg.select_model(str(model.path))
+    return seg, seg.run()
+
+
+def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, kvasir_dir, plugin_model):
+    viewer = make_napari_viewer()
+    seg, worker = run_long(viewer, kvasir_dir, plugin_model)
     seen = []
     worker.yielded.connect(lambda batch: (seen.append(len(batch)), seg.cancel()))
     with qtbot.waitSignal(worker.finished, timeout=WAIT):
@@ -313,11 +318,7 @@ def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, kva
 
 def test_removing_the_image_mid_run_stops_it_and_leaves_no_layers(make_napari_viewer, qtbot, kvasir_dir, plugin_model):
     viewer = make_napari_viewer()
-    stack = np.concatenate([real_frames(kvasir_dir, 4)] * 12)  # 48 frames, 6 batches of 8
-    viewer.add_image(stack, name="long", rgb=True)
-    seg = dock(viewer, "Segment")
-    seg.select_model(str(plugin_model.path))
-    worker = seg.run()
+    seg, worker = run_long(viewer, kvasir_dir, plugin_model)
     removed = []
 
     def remove_all(batch):  # after the first batch: the image and its layers go

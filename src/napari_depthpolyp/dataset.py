@@ -91,14 +91,20 @@ def _unreadable(path: Path, exc: Exception) -> DatasetError:
     return DatasetError(f"{path}: cannot be read as an image ({reason}); it may be damaged or not an image")
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+def _named(read, path: Path):
+    """``read(path)``; whatever a missing, damaged or truncated file raises becomes a
+    :class:`DatasetError` naming it."""
     try:
-        return _header_size(path)
+        return read(path)
     except DatasetError:
         raise
     except Exception as exc:
         raise _unreadable(path, exc) from None
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    return _named(_header_size, path)
 
 
 def _header_size(path: Path) -> tuple[int, int]:
@@ -120,12 +126,7 @@ def _header_size(path: Path) -> tuple[int, int]:
 def _read_array(path: Path) -> np.ndarray:
     """Pixels as stored (H×W or H×W×C), palette / 1-bit images expanded by Pillow. A missing,
     damaged or truncated file raises :class:`DatasetError` naming it."""
-    try:
-        return _decode(path)
-    except DatasetError:
-        raise
-    except Exception as exc:
-        raise _unreadable(path, exc) from None
+    return _named(_decode, path)
 
 
 def _decode(path: Path) -> np.ndarray:
