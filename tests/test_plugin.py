@@ -294,6 +294,26 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     np.testing.assert_array_equal(back.session.masks, saved)
 
 
+def test_review_starts_from_imported_masks(make_napari_viewer, qtbot, frames_folder, tmp_path):
+    """Masks made elsewhere, named like the frames: the Review panel imports them as corrected
+    frames into the image's mask layer (created if the image was never segmented)."""
+    from napari_depthpolyp.io.writers import write_mask_png
+
+    viewer = make_napari_viewer()
+    image = viewer.open(frames_folder, plugin=PLUGIN)[0]
+    review = dock(viewer, "Review")
+    m = np.zeros((H, W), bool)
+    m[10:30, 20:60] = True
+    write_mask_png(tmp_path / "masks" / "frame2.png", m)
+    assert review.image.value is image
+    assert review.import_masks(str(tmp_path / "masks")) == [2]
+    mask = viewer.layers["frames polyp mask"]
+    np.testing.assert_array_equal(mask.data[2] != 0, m)
+    ctrl = review.ctx.controller_for(image, create=False)
+    assert ctrl.session.status_of(2) == "corrected" and review.ctx.active is ctrl
+    assert review.import_masks(str(tmp_path / "nothing-here")) == []  # an error notification, nothing changed
+
+
 def run_long(viewer, kvasir_dir, model):
     """Start Segment on a 48-frame stack called "long" (6 batches of 8): (widget, worker)."""
     stack = np.concatenate([real_frames(kvasir_dir, 4)] * 12)

@@ -322,3 +322,38 @@ def test_a_session_saved_elsewhere_is_found_again(tmp_path):
     assert find_sidecar(tmp_path / "clip.mp4") == chosen != beside
     back = ReviewSession.load(find_sidecar(tmp_path / "clip.mp4"))
     assert back.status_of(1) == "accepted"
+
+
+def test_import_masks_from_a_folder_or_a_stack(tmp_path):
+    """Start from existing masks: matched by frame name, made "corrected" (no model run overwrites
+    them); a wrong size or count is refused before anything changes, naming the file."""
+    from napari_depthpolyp.io.writers import write_mask_png, write_mask_stack_tiff
+
+    names = ["a", "b", "c"]
+    s = ReviewSession(3, (H, W), source=tmp_path / "frames", frame_names=names, threshold=0.5)
+    folder = tmp_path / "masks"
+    m = np.zeros((H, W), bool)
+    m[5:15, 5:25] = True
+    write_mask_png(folder / "b.png", m)
+    write_mask_png(folder / "unrelated.png", ~m)
+    assert s.import_masks(folder) == [1]
+    assert s.status_of(1) == "corrected" and s.status_of(0) == "unreviewed"
+    np.testing.assert_array_equal(s.masks[1] != 0, m)
+    s.add_predictions([pred(i, blob(20, 20)) for i in range(3)])
+    np.testing.assert_array_equal(s.masks[1] != 0, m)  # a model run leaves it alone
+    stack = np.zeros((3, H, W), bool)
+    stack[2, :4, :4] = True
+    write_mask_stack_tiff(tmp_path / "all.tif", stack)
+    assert s.import_masks(tmp_path / "all.tif") == [0, 1, 2]
+    assert s.masks[2, :4, :4].all() and not s.masks[1].any()
+    write_mask_png(folder / "c.png", np.zeros((H + 1, W), bool))
+    before = s.masks.copy()
+    with pytest.raises(ReviewError, match=r"c\.png: the mask of frame c is 50×41 px, the frames are 50×40"):
+        s.import_masks(folder)
+    np.testing.assert_array_equal(s.masks, before)
+    write_mask_stack_tiff(tmp_path / "two.tif", stack[:2])
+    with pytest.raises(ReviewError, match="2 masks for 3 frames"):
+        s.import_masks(tmp_path / "two.tif")
+    (tmp_path / "empty-folder").mkdir()
+    with pytest.raises(ReviewError, match="no mask is named like these frames"):
+        s.import_masks(tmp_path / "empty-folder")

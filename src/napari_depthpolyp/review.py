@@ -680,6 +680,41 @@ class ReviewSession:
         session._dirty = bool(session.load_warnings)
         return session
 
+    # -- starting from existing masks -------------------------------------------------------------
+    def import_masks(self, path: str | os.PathLike) -> list[int]:
+        """Start from masks made elsewhere (an earlier annotation, another tool, this plugin's mask
+        writer or a dataset's ``masks/``): a folder of masks named like the frames
+        (``<frame name>.png``; a frame without one is left as it is), a multi-page mask TIFF with
+        one page per frame, or one mask for a single image. The imported frames become "corrected"
+        (made by a person), so that no model run overwrites them; refine them by painting. Every
+        mask is checked before any is used: a wrong size or count names the file. Returns the frames."""
+        from .io.images import InputError, list_images, read_mask, read_mask_stack
+
+        path = Path(path)
+        try:
+            if path.is_dir():
+                by_stem = {f.stem.lower(): f for f in list_images(path)}
+                files = {i: by_stem.get(self.frame_name(i).lower()) for i in range(self.n)}
+                files = {i: f for i, f in files.items() if f is not None}
+                if not files:
+                    raise ReviewError(f"{path}: no mask is named like these frames (e.g. {self.frame_name(0)}.png)")
+                masks = {i: (f, read_mask(f)) for i, f in files.items()}
+            else:
+                stack = read_mask_stack(path)
+                if len(stack) != self.n:
+                    raise ReviewError(f"{path}: {len(stack)} masks for {self.n} frames")
+                masks = {i: (path, stack[i]) for i in range(self.n)}
+        except InputError as exc:
+            raise ReviewError(str(exc)) from None
+        for i, (f, m) in masks.items():
+            if m.shape != self.shape:
+                raise ReviewError(f"{f}: the mask of frame {self.frame_name(i)} is {m.shape[1]}×{m.shape[0]} px, "
+                                  f"the frames are {self.shape[1]}×{self.shape[0]} px")
+        for i, (_, m) in masks.items():
+            self.masks[i] = m
+            self.mark_corrected(i)
+        return sorted(masks)
+
     # -- export ---------------------------------------------------------------------------------
     def export_plan(self, statuses: Iterable[str] = ("accepted", "corrected"), include_depth: bool = True) -> list["ExportItem"]:
         """A snapshot (copies) of the frames to export, safe to write from another thread."""

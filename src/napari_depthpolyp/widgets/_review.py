@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..review import ReviewError
 from . import _keys
 from ._context import get_context, unwrap
 from ._layers import ImageLayerCombo
@@ -71,6 +72,9 @@ class ReviewWidget(QWidget):
                               "neighbouring frames). Click a row to go to the frame.")
         self.autosave = QLabel("", wordWrap=True)
         self.save_to = QPushButton("Save to…", toolTip="Autosave this session to another folder")
+        self.import_button = QPushButton(
+            "Import masks…", toolTip="Start from masks made elsewhere: a folder of masks named like the frames "
+            "(this plugin's exports and mask writer make them). They become corrected frames; refine them by painting.")
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.image)
@@ -81,6 +85,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.table, stretch=1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.autosave, stretch=1)
+        bottom.addWidget(self.import_button)
         bottom.addWidget(self.save_to)
         layout.addLayout(bottom)
 
@@ -91,6 +96,7 @@ class ReviewWidget(QWidget):
         self.advance.toggled.connect(lambda on: setattr(self.ctx, "advance_after_review", on))
         self.table.cellClicked.connect(self._row_clicked)
         self.save_to.clicked.connect(self._choose_folder)
+        self.import_button.clicked.connect(self._choose_masks)
         self.viewer.dims.events.current_step.connect(self._show_frame)
         _keys.add_shortcuts(self, self.ctx.run)
         self._follow(self.ctx.active)
@@ -188,6 +194,34 @@ class ReviewWidget(QWidget):
             show_info(f"The review session now autosaves to {folder}; it is offered there when "
                       f"{self.ctrl.image.name} is opened again")
             self.refresh()
+
+
+    def _choose_masks(self) -> None:
+        if self.image.value is None:
+            show_error("Open the frames first, then choose them under Image.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, "A folder of masks named like the frames")
+        if folder:
+            self.import_masks(folder)
+
+    def import_masks(self, path: str) -> list[int]:
+        """Import masks into the chosen image's review (see ``ReviewSession.import_masks``)."""
+        layer = self.image.value
+        if layer is None:
+            show_error("Open the frames first, then choose them under Image.")
+            return []
+        ctrl = self.ctx.controller_for(layer, parent=self)
+        try:
+            frames = ctrl.session.import_masks(path)
+        except ReviewError as exc:
+            show_error(str(exc))
+            return []
+        ctrl.ensure_layers()
+        ctrl.refresh(maps=False)
+        ctrl.touch()
+        self.ctx.set_active(ctrl)
+        show_info(f"Imported {len(frames)} masks into {layer.name} as corrected frames.")
+        return frames
 
 
 def _colour(name: str):
