@@ -169,7 +169,16 @@ def test_writer_aborted_block_writes_no_manifest(tmp_path):
         with DatasetWriter(root) as w:
             w.add("a", *frame(0)[:2])
             raise RuntimeError("export interrupted")
-    assert not (root / "manifest.json").exists()
+    assert not (root / "manifest.json").exists() and not any(root.iterdir())
+    # an interrupted replacement leaves the old dataset exactly as it was, and the folder usable
+    write_sample_dataset(root)
+    before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    with pytest.raises(RuntimeError):
+        with DatasetWriter(root, overwrite=True) as w:
+            w.add("still", *frame(7, with_depth=False)[:2])
+            raise RuntimeError("export interrupted")
+    assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert Dataset.open(root).verify() == []
 
 
 def test_writer_validates_frames(tmp_path):

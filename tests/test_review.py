@@ -237,6 +237,14 @@ def test_export_writes_reviewed_frames_with_provenance(tmp_path):
     report = export_frames(s.export_plan(("accepted", "corrected", "empty"), include_depth=False),
                            images.__getitem__, out, overwrite=True)
     assert report["n_frames"] == 3 and Dataset.open(out).samples[0].depth is None
+    # an export cancelled after its first frame (the widget's Cancel closes the generator)
+    from napari_depthpolyp.review import iter_export
+
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    gen = iter_export(s.export_plan(), images.__getitem__, out, overwrite=True)
+    assert next(gen) == (1, 2)
+    gen.close()
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     with pytest.raises(ReviewError, match="nothing to export"):
         export_frames([], images.__getitem__, tmp_path / "none")
 

@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -56,6 +57,7 @@ __all__ = [
 FORMAT = "depthpolyp-dataset"
 VERSION = 1
 MANIFEST = "manifest.json"
+STAGING = ".depthpolyp-staging"  # DatasetWriter's frames before close(); see DatasetWriter
 SPLIT_FILE = "split.json"
 STATUSES = ("accepted", "corrected", "empty", "unreviewed")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -550,13 +552,19 @@ class DatasetWriter:
     and masks is never written into. With ``overwrite`` the new manifest replaces the old one on
     :meth:`close`, and only then are the files the old manifest listed and the new one does not
     removed (nothing else is touched). Frames kept under the same name keep their original
-    ``created`` time. If the ``with`` block raises, no manifest is written.
+    ``created`` time.
+
+    Frames are written into a hidden staging folder (``STAGING`` inside the root) and moved into
+    place only by :meth:`close`: an export that fails or is cancelled (:meth:`abort`, or the
+    ``with`` block raising) leaves the folder exactly as it was, the old dataset intact.
     """
 
     def __init__(self, root: str | os.PathLike, overwrite: bool = False):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise DatasetError(f"{self.root} exists and is not a folder")
+        self._stage = self.root / STAGING
+        shutil.rmtree(self._stage, ignore_errors=True)  # left by a crash: never part of a dataset
         non_empty = self.root.is_dir() and any(self.root.iterdir())
         if non_empty and not overwrite:
             raise DatasetError(f"{self.root} is not empty; pass overwrite=True to replace the dataset in it")
@@ -576,6 +584,13 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None and not self._closed:
             self.close()
+        elif exc_type is not None:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop everything added: the folder stays as it was before this writer."""
+        shutil.rmtree(self._stage, ignore_errors=True)
+        self._closed = True
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -620,9 +635,9 @@ class DatasetWriter:
         rel_image, rel_mask = f"images/{name}.png", f"masks/{name}.png"
         rel_depth = f"depth/{name}.png" if d is not None else None
         sha = {
-            "image": _save_png(img, self.root / rel_image),
-            "mask": _save_png(m.astype(np.uint8) * 255, self.root / rel_mask),
-            "depth": _save_png(d, self.root / rel_depth) if d is not None else None,
+            "image": _save_png(img, self._stage / rel_image),
+            "mask": _save_png(m.astype(np.uint8) * 255, self._stage / rel_mask),
+            "depth": _save_png(d, self._stage / rel_depth) if d is not None else None,
         }
         now = _now()
         if proposed_by is not None:
@@ -646,6 +661,12 @@ class DatasetWriter:
     def close(self) -> dict:
         """Write manifest.json atomically; returns ``{"root", "n_frames", "statuses": {status: count}}``."""
         if not self._closed:
+            for fr in self._frames:  # staged files into place (each an atomic rename)
+                for rel in (fr["image"], fr["mask"], fr["depth"]):
+                    if rel:
+                        (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(self._stage / rel, self.root / rel)
+            shutil.rmtree(self._stage, ignore_errors=True)
             write_json(self.root / MANIFEST, {
                 "format": FORMAT,
                 "version": VERSION,

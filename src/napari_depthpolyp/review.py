@@ -756,23 +756,28 @@ def iter_export(
     """Write ``plan`` as a dataset folder (DatasetWriter: atomic files, manifest with provenance),
     yielding ``(done, total)`` after each frame; the generator's return value is the writer's
     report plus ``"frames"`` (the exported frame indices). Raises DatasetError on a non-empty
-    folder unless ``overwrite``."""
+    folder unless ``overwrite``. Cancelled (the generator closed) or failed part-way, it leaves the
+    folder as it was."""
     from .dataset import DatasetWriter
 
     if not plan:
         raise ReviewError("nothing to export: no frame has a status to export yet")
     writer = DatasetWriter(root, overwrite=overwrite)
     names: set[str] = set()
-    for done, item in enumerate(plan, 1):
-        name = item.name
-        while name.lower() in names:  # two frames with the same stem (never from one source)
-            name = f"{name}_{item.index:06d}"
-        names.add(name.lower())
-        writer.add(
-            name, np.asarray(get_image(item.index)), item.mask, item.depth,
-            source_file=source_file, frame_index=item.index, status=item.status, proposed_by=item.proposed_by,
-        )
-        yield done, len(plan)
+    try:
+        for done, item in enumerate(plan, 1):
+            name = item.name
+            while name.lower() in names:  # two frames with the same stem (never from one source)
+                name = f"{name}_{item.index:06d}"
+            names.add(name.lower())
+            writer.add(
+                name, np.asarray(get_image(item.index)), item.mask, item.depth,
+                source_file=source_file, frame_index=item.index, status=item.status, proposed_by=item.proposed_by,
+            )
+            yield done, len(plan)
+    except BaseException:  # an error, or the worker cancelled (GeneratorExit): the folder is left as it was
+        writer.abort()
+        raise
     report = writer.close()
     report["frames"] = [item.index for item in plan]
     return report

@@ -52,6 +52,9 @@ class ExportWidget(QWidget):
         self.empty = QCheckBox('frames marked "no polyp" (negatives)', checked=True)
         self.summary = QLabel("", wordWrap=True)
         self.export_button = QPushButton("Export")
+        self.cancel_button = QPushButton("Cancel", enabled=False,
+                                         toolTip="Stop the export; the folder is left as it was")
+        self._suggested: str | None = None
 
         form = QFormLayout()
         form.addRow("Image", self.image)
@@ -66,11 +69,15 @@ class ExportWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.summary)
-        layout.addWidget(self.export_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.export_button, stretch=1)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
         layout.addStretch(1)
 
         self.browse.clicked.connect(self._browse)
         self.export_button.clicked.connect(self.export)
+        self.cancel_button.clicked.connect(self.cancel)
         self.image.currentIndexChanged.connect(self.update_summary)
         self.empty.toggled.connect(self.update_summary)
         self.ctx.active_changed.connect(self._follow)
@@ -89,11 +96,15 @@ class ExportWidget(QWidget):
         self.update_summary()
 
     def _suggest_folder(self, ctrl) -> None:
-        """Beside the source: ``<source>-reviewed`` (not for samples inside the package)."""
+        """Beside the source: ``<source>-reviewed`` (not for samples inside the package). A folder
+        the user typed is kept; one suggested for another image is replaced, so that the second
+        video's frames do not go to the first video's export."""
         info = source_info(ctrl.image)
-        if not self.folder.text() and info.get("source") and not info.get("sample"):
+        text = self.folder.text()
+        if (not text or text == self._suggested) and info.get("source") and not info.get("sample"):
             src = Path(info["source"])
-            self.folder.setText(str(src.parent / f"{src.stem}-reviewed"))
+            self._suggested = str(src.parent / f"{src.stem}-reviewed")
+            self.folder.setText(self._suggested)
 
     @property
     def statuses(self) -> tuple[str, ...]:
@@ -168,13 +179,25 @@ class ExportWidget(QWidget):
             self.ctx.exported.emit(str(root))
 
         self.export_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
         self.worker = start_worker(
             iter_export, plan, lambda i: frame_data(image, i, is_stack), root,
             overwrite=overwrite, source_file=source_info(image).get("source"),
             desc=f"Exporting {len(plan)} frames", total=len(plan), on_return=done, on_done=self._done,
         )
+        self.worker.aborted.connect(self._cancelled)
         return self.worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _cancelled(self) -> None:
+        text = "Export cancelled: the folder was left as it was."
+        self.summary.setText(text)
+        show_info(text)
 
     def _done(self) -> None:
         self.worker = None
         self.export_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
