@@ -287,6 +287,8 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     qtbot.waitUntil(lambda: ctx.controller_for(image2, create=False) is not None, timeout=5000)
     back = ctx.controller_for(image2, create=False)
     assert [back.session.status_of(i) for i in range(4)] == ["accepted", "corrected", "corrected", "empty"]
+    resumed_meta = viewer.layers["frames polyp mask"].metadata["depthpolyp"]
+    assert [m["sha256"] for m in resumed_meta["models"]] == [plugin_model.sha256()]  # provenance survives a resume
     np.testing.assert_array_equal(back.session.masks[:3], saved[:3])
     assert viewer.layers["frames polyp mask"].data is back.session.masks
     # model output never overwrites the restored reviewed frames

@@ -134,6 +134,8 @@ class ReviewController(QObject):
             info = source_info(self.image)
             record(self.mask_layer, source=info.get("source"), frame_names=info.get("frame_names"),
                    session=str(s.folder))
+        if s.models:  # every model that proposed masks in this session, a resumed one too
+            record(self.mask_layer, models=list(s.models))
         self.record_review()
 
     def refresh(self, maps: bool = True) -> None:

@@ -61,7 +61,8 @@ class ReviewWidget(QWidget):
         order = ("prev_unreviewed", "next_unreviewed", "next_most_uncertain", "accept", "mark_empty", "reset")
         for k, action in enumerate(order):
             grid.addWidget(self.buttons[action], k // 3, k % 3)
-        self.advance = QCheckBox("After Accept / No polyp, go to the next unreviewed frame", checked=True)
+        self.advance = QCheckBox("After Accept / No polyp, go to the next unreviewed frame",
+                                 checked=self.ctx.advance_after_review)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
