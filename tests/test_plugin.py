@@ -102,6 +102,8 @@ def test_manifest_reader_writer_and_samples(make_napari_viewer, frames_folder, t
     with pytest.raises(ValueError, match="holds more than PNG masks"):
         write_pngs(str(tmp_path / "pngs.png"), masks, {"name": "m"})
     assert (tmp_path / "pngs" / "notes.txt").read_text() == "mine"
+    [back] = viewer.open(tmp_path / "pngs" / "b.png", plugin=PLUGIN)  # a mask opens as Labels
+    assert back._type_string == "labels" and np.array_equal(back.data != 0, masks[1] != 0)
 
 
 def test_no_trained_model_is_an_error_not_random_weights(make_napari_viewer, monkeypatch, tmp_path):

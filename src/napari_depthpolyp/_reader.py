@@ -1,5 +1,5 @@
 """napari reader: videos (mp4/avi/mov/mkv/...) and image folders as lazy T×H×W[×3] stacks, single
-images as they are. The Image layer's ``metadata["depthpolyp"]`` remembers the source (path, kind,
+images as they are (a binary mask as a Labels layer). The Image layer's ``metadata["depthpolyp"]`` remembers the source (path, kind,
 fps, frame names) so the review session can autosave beside it and offer to resume it."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from .io import InputError, is_image, is_video, list_images, read_image, read_input
 
@@ -49,6 +51,14 @@ def _layer(data, path: Path, kind: str, name: str, **meta) -> LayerData:
     return data, {"name": name, "rgb": rgb, "metadata": _meta(path, kind, **meta)}, "image"
 
 
+def _is_mask(frame: np.ndarray) -> bool:
+    """One channel holding only 0 and one other value (0/1, 0/255, 0/65535): a mask, not a frame."""
+    if frame.ndim != 2 or frame.dtype.kind not in "ub":
+        return False
+    values = np.unique(frame)
+    return len(values) == 2 and values[0] == 0
+
+
 def _read_one(path: Path) -> list[LayerData]:
     try:
         stack = read_input(path)
@@ -60,6 +70,9 @@ def _read_one(path: Path) -> list[LayerData]:
             raise
         return [_layer(read_image(f), f, "image", f.stem) for f in files]  # different sizes: one layer each
     if stack.kind == "image":
-        return [_layer(stack[0], path, "image", path.stem)]
+        frame = np.asarray(stack[0])
+        if _is_mask(frame):  # a binary mask (this plugin's writer, a dataset's masks/): a Labels layer
+            return [((frame != 0).astype(np.uint8), {"name": path.stem, "metadata": _meta(path, "mask")}, "labels")]
+        return [_layer(frame, path, "image", path.stem)]
     names = [stack.frame_name(i) for i in range(len(stack))] if stack.kind == "folder" else None
     return [_layer(stack, path, stack.kind, path.stem if path.is_file() else path.name, fps=stack.fps, frame_names=names)]
