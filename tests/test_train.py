@@ -75,14 +75,14 @@ def test_resumed_run_matches_uninterrupted(tiny_dataset, tmp_path):
     straight = Trainer(_cfg(tiny_dataset), run_dir=tmp_path / "a")
     straight.run(out_dir=tmp_path / "ma")
 
-    calls = {"n": 0}
+    batches = []
 
     def stop_after_4_batches():
-        calls["n"] += 1
-        return calls["n"] == 4  # mid-epoch 2 (3 batches per epoch)
+        return len(batches) == 4  # mid-epoch 2 (3 batches per epoch)
 
     interrupted = Trainer(_cfg(tiny_dataset), run_dir=tmp_path / "b")
-    assert interrupted.run(should_stop=stop_after_4_batches) is None
+    progress = lambda e: e["event"] == "batch" and batches.append(1)  # noqa: E731
+    assert interrupted.run(progress=progress, should_stop=stop_after_4_batches) is None
     assert has_checkpoint(tmp_path / "b")
     resumed = Trainer(_cfg(tiny_dataset), run_dir=tmp_path / "b").run(resume=True, out_dir=tmp_path / "mb")
     a = open_model(tmp_path / "ma").load_torch().state_dict()
@@ -222,7 +222,13 @@ def test_resume_refuses_a_checkpoint_made_on_other_frames(tiny_dataset, tmp_path
     data = tmp_path / "curated"
     shutil.copytree(tiny_dataset / "train", data)
     cfg = _cfg(tiny_dataset, train_data=[str(data)])
+    events = []
+    # cancelled while caching: nothing to keep; cancelled after a batch: a checkpoint
     assert Trainer(cfg, run_dir=tmp_path / "r").run(should_stop=lambda: True) is None
+    assert not has_checkpoint(tmp_path / "r")
+    assert Trainer(cfg, run_dir=tmp_path / "r").run(
+        progress=lambda e: events.append(e["event"]), should_stop=lambda: "batch" in events) is None
+    assert has_checkpoint(tmp_path / "r")
     src = Dataset.open(data)
     frames = [src.load(i) for i in range(8)]
     with DatasetWriter(data, overwrite=True) as w:  # the re-export: 8 of the 12 frames

@@ -232,6 +232,10 @@ def batch_dice(prob: torch.Tensor, mask: torch.Tensor, threshold: float) -> torc
     return torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
 
 
+class _Cancelled(Exception):
+    """``should_stop`` said so before training started."""
+
+
 class ResumeError(DatasetError):
     """A checkpoint that does not belong to this run: another configuration, or data that changed."""
 
@@ -243,13 +247,19 @@ class Trainer:
         self.parent: ModelDir | None = resolve_model(cfg.init_model) if cfg.init_model else None
 
     # ------------------------------------------------------------------ data
-    def _prepare(self, progress):
+    def _prepare(self, progress, stop=lambda: False):
         cfg = self.cfg
         say = progress or (lambda e: None)
         train_sets = [_open_split(p, cfg.train_split) for p in cfg.train_data]
+
+        def caching(i: int, n: int) -> None:
+            say({"event": "cache", "done": i, "total": n})
+            if stop():
+                raise _Cancelled
+
         caches = []
         for ds in train_sets:
-            caches.append(build_cache(ds, cfg.input_size, lambda i, n: say({"event": "cache", "done": i, "total": n})))
+            caches.append(build_cache(ds, cfg.input_size, caching))
         self.train_cache = concat_caches(caches)
         n = len(self.train_cache)
         if n < cfg.batch_size:
@@ -274,6 +284,8 @@ class Trainer:
             vcache = build_cache(vds, cfg.input_size)
             self.data_fingerprint["val"] = _data_record(cfg.val_data, cfg.val_split, vds)
             self.val = self._val_tensors(vcache)
+        if stop():  # cancelled while the frames were read: stop before any training
+            raise _Cancelled
 
     def _val_tensors(self, cache: FrameCache):
         """Clean and seeded-degraded validation batches (degraded once, with seed 0 per frame)."""
@@ -323,7 +335,11 @@ class Trainer:
             raise ModelError(f"{target}: already exists; a model is never overwritten (choose another "
                              "output folder or version)")
         torch.manual_seed(cfg.seed)
-        self._prepare(progress)
+        try:
+            self._prepare(progress, stop)
+        except _Cancelled:  # while reading the frames: nothing trained yet, nothing to keep
+            say({"event": "cancelled", "epoch": 0, "batch": 0})
+            return None
 
         net = DepthPolyp(drop_path=cfg.drop_path)
         if self.parent is not None:

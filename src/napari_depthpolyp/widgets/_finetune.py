@@ -82,9 +82,22 @@ def finetune_job(cfg, base_path: str, val: str | None, emit, should_stop) -> dic
         emit({"event": "compare"})
         data = Dataset.open(val, statuses=REVIEWED)
         out["n_val"] = len(data)
-        out["base_dice"] = evaluate(Predictor(base_path), data, teacher=None)["mean_dice"]
-        out["new_dice"] = evaluate(Predictor(model), data, teacher=None)["mean_dice"]
+
+        def check(done: int, total: int) -> None:
+            if should_stop():
+                raise _CompareCancelled
+
+        try:
+            out["base_dice"] = evaluate(Predictor(base_path), data, teacher=None, progress=check)["mean_dice"]
+            out["new_dice"] = evaluate(Predictor(model), data, teacher=None, progress=check)["mean_dice"]
+        except _CompareCancelled:  # the model is registered; only its comparison was skipped
+            out.pop("base_dice", None)
+            out["compare_cancelled"] = True
     return out
+
+
+class _CompareCancelled(Exception):
+    pass
 
 
 class FinetuneWidget(QWidget):
@@ -274,6 +287,9 @@ class FinetuneWidget(QWidget):
             if result["new_dice"] < result["base_dice"]:
                 show_warning(f"The new model is worse than its base on the validation folder "
                              f"({result['new_dice']:.3f} < {result['base_dice']:.3f}); keep using the base?")
+        elif result.get("compare_cancelled"):
+            self.comparison.setText("Comparison cancelled: compare base and new on held-out frames before "
+                                    "relying on the new model.")
         else:
             self.comparison.setText("No validation folder: choose one to compare base and new.")
         self.status.setText(text)
