@@ -403,3 +403,7 @@ def test_finetune_cancel_resume_register_compare_use(make_napari_viewer, qtbot, 
     assert "base" in ft.comparison.text() and ft.plot.epochs
     ft.use_button.click()
     assert seg.model.currentData() == str(new.path)
+    from napari_depthpolyp.widgets import FinetuneWidget
+
+    again = FinetuneWidget(viewer)  # the panel remembers its last settings
+    assert (again.epochs.value(), again.batch.value(), again.steps.value()) == (1, 4, 2)

@@ -21,9 +21,10 @@ import numpy as np
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, QSettings, QTimer, Signal
 from qtpy.QtWidgets import QApplication, QMessageBox
 
+from ..paths import user_dir
 from ..review import SESSION_FILE, ReviewError, ReviewSession, find_sidecar
 from . import _keys
 from ._layers import (
@@ -41,6 +42,11 @@ log = logging.getLogger(__name__)
 AUTOSAVE_MS = 1500
 CHECK_MS = 5000
 RESUME_ENV = "DEPTHPOLYP_RESUME"  # "yes" / "no": answer the resume question without a dialog
+
+
+def settings() -> QSettings:
+    """The widgets' remembered choices (an ini file in the user folder)."""
+    return QSettings(str(user_dir() / "napari-widgets.ini"), QSettings.Format.IniFormat)
 
 
 def now_iso() -> str:

@@ -39,7 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..models import ModelError, resolve_model
-from ._context import fill_model_combo, get_context, start_worker, unwrap
+from ._context import fill_model_combo, get_context, settings, start_worker, unwrap
 from ._plot import TrainingPlot
 
 REVIEWED = ("accepted", "corrected", "empty")
@@ -172,6 +172,10 @@ class FinetuneWidget(QWidget):
         self.ctx.exported.connect(self.add_dataset)
         self.ctx.models_changed.connect(lambda: fill_model_combo(self.base))
         fill_model_combo(self.base)
+        saved = settings()
+        for key, box in (("epochs", self.epochs), ("batch", self.batch), ("steps", self.steps)):
+            box.setValue(int(saved.value(f"finetune/{key}", box.value())))
+        self.freeze.setChecked(str(saved.value("finetune/freeze", "false")).lower() == "true")
         if self.ctx.last_export is not None:
             self.add_dataset(str(self.ctx.last_export))
 
@@ -229,6 +233,10 @@ class FinetuneWidget(QWidget):
             show_error(str(exc))
             self.status.setText(str(exc))
             return None
+        saved = settings()
+        for key, box in (("epochs", self.epochs), ("batch", self.batch), ("steps", self.steps)):
+            saved.setValue(f"finetune/{key}", box.value())
+        saved.setValue("finetune/freeze", self.freeze.isChecked())
         self._stop.clear()
         self.result = None
         self.plot.clear()

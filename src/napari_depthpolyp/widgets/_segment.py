@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QSettings, Qt, QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,16 +33,11 @@ from qtpy.QtWidgets import (
 
 from ..engine import BACKENDS, Predictor
 from ..models import ModelError, resolve_model
-from ..paths import user_dir
 from ..review import iter_predictions
-from ._context import fill_model_combo, get_context, start_worker, unwrap
+from ._context import fill_model_combo, get_context, settings, start_worker, unwrap
 from ._layers import ImageLayerCombo, current_frame, frame_geometry
 
 FRAMES = ("Current frame", "All frames", "Frame range")
-
-
-def settings() -> QSettings:
-    return QSettings(str(user_dir() / "napari-widgets.ini"), QSettings.Format.IniFormat)
 
 
 class SegmentWidget(QWidget):
