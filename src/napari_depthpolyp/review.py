@@ -374,17 +374,14 @@ class ReviewSession:
         """Frames whose mask no longer fits their status after an undo in the viewer (napari's undo
         changes a mask without any event): an "empty" frame with polyp pixels, or an unreviewed
         frame whose mask is not the model's proposal, is "corrected" again. Returns those frames."""
-        fixed = []
-        for i in sorted(self._cleared):
-            code = self.status[i]
-            if code == EMPTY and self.masks[i].any():
-                pass
-            elif code == UNREVIEWED and not np.array_equal(self.masks[i] != 0, self.proposal(i) != 0):
-                pass
-            else:
-                continue
+        def undone(i: int) -> bool:
+            if self.status[i] == EMPTY:
+                return bool(self.masks[i].any())
+            return self.status[i] == UNREVIEWED and not np.array_equal(self.masks[i] != 0, self.proposal(i) != 0)
+
+        fixed = [i for i in sorted(self._cleared) if undone(i)]
+        for i in fixed:
             self.mark_corrected(i)
-            fixed.append(i)
         return fixed
 
     # -- predictions and threshold --------------------------------------------------------------

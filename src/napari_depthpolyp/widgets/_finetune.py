@@ -212,10 +212,6 @@ class FinetuneWidget(QWidget):
         data = self.dataset_folders()
         if not data:
             raise ValueError("Add at least one dataset folder (an export of Review) to train on.")
-        val = self.val.text().strip()
-        if val and any(Path(val).resolve() == Path(d).resolve() for d in data):
-            raise ValueError(f"{val} is also a training folder: compare base and new on frames the "
-                             "fine-tune does not train on (another export), or leave it empty.")
         return base, finetune_config(
             data, init_model=str(base.path), name=base.card.name, epochs=self.epochs.value(),
             batch_size=self.batch.value(), max_steps_per_epoch=self.steps.value() or None,
