@@ -217,9 +217,13 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     for action in (ctrl.mark_empty, ctrl.reset):
         action(2)
         assert session.status_of(2) in ("empty", "unreviewed") and not mask.data[2].all()
+        ctrl.save_now()
         mask.undo()
-        ctrl.save_now()  # what the periodic check does (napari's undo sends no event)
+        ctrl._check_history()  # the periodic check (napari's undo sends no event) sees the history move
         assert session.status_of(2) == "corrected" and mask.data[2].all()
+    with pytest.MonkeyPatch.context() as mp:  # an idle review: the periodic check hashes nothing
+        mp.setattr(session, "save", lambda *a, **k: pytest.fail("saved with nothing changed"))
+        ctrl._check_history()
 
     # moving the threshold re-thresholds only unreviewed frames
     corrected = mask.data[1:3].copy()
@@ -281,6 +285,14 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     export.confirm_overwrite = True
     assert export.export() is None
     assert [p.name for p in foreign.iterdir()] == ["a.png"]
+    from napari_depthpolyp.widgets import ExportWidget, ReviewWidget
+
+    export.depth.setChecked(False)  # the panels remember their choices
+    review.advance.setChecked(False)
+    assert not ExportWidget(viewer).depth.isChecked() and ExportWidget(viewer).empty.isChecked()
+    assert not ReviewWidget(viewer).advance.isChecked() and not ctx.advance_after_review
+    export.depth.setChecked(True)  # as the other tests expect
+    review.advance.setChecked(True)
 
     # reopen the same source: resume restores statuses and corrections
     viewer.layers.clear()

@@ -3,8 +3,9 @@ its layers, autosave), which one is active (the keys act on it), and a few signa
 
 The controller is the thin Qt side of :class:`napari_depthpolyp.review.ReviewSession`: it turns the
 mask layer's ``paint`` events into "corrected", refreshes layers after the session changed, and
-autosaves ``AUTOSAVE_MS`` after every change (plus a cheap check every ``CHECK_MS`` that catches
-napari's undo/redo, which changes a mask without an event).
+autosaves ``AUTOSAVE_MS`` after every change (plus a check every ``CHECK_MS`` that catches
+napari's undo/redo, which changes a mask without an event: it looks only at the length of the
+layer's undo and redo history, so the painted masks are hashed again only after an undo or redo).
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ RESUME_ENV = "DEPTHPOLYP_RESUME"  # "yes" / "no": answer the resume question wit
 def settings() -> QSettings:
     """The widgets' remembered choices (an ini file in the user folder)."""
     return QSettings(str(user_dir() / "napari-widgets.ini"), QSettings.Format.IniFormat)
+
+
+def remember_checked(box, key: str) -> None:
+    """Give ``box`` (a QCheckBox) its last state from :func:`settings` and keep it there."""
+    box.setChecked(str(settings().value(key, box.isChecked())).lower() == "true")
+    box.toggled.connect(lambda on: settings().setValue(key, on))
 
 
 def now_iso() -> str:
@@ -108,8 +115,9 @@ class ReviewController(QObject):
         self.closed = False
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save_now)
+        self._history_seen = None  # (undo, redo) lengths of the mask layer at the last save
         self._check = QTimer(self, interval=CHECK_MS)
-        self._check.timeout.connect(self.save_now)
+        self._check.timeout.connect(self._check_history)
         self._check.start()
         self.ensure_layers()
 
@@ -261,7 +269,24 @@ class ReviewController(QObject):
         self.go_to(index)
 
     # -- autosave ---------------------------------------------------------------------------------
+    def _history(self):
+        """The lengths of the mask layer's undo and redo history (None if napari does not expose
+        them). Without a paint event, the masks are a function of the undo position alone."""
+        layer = self.mask_layer
+        undo, redo = getattr(layer, "_undo_history", None), getattr(layer, "_redo_history", None)
+        if undo is None or redo is None:
+            return None
+        return len(undo), len(redo)
+
+    def _check_history(self) -> None:
+        """The periodic check: save only if an undo or redo happened since the last save (a paint
+        has its own event and autosave), so an idle review hashes nothing."""
+        seen = self._history()
+        if seen is None or seen != self._history_seen:
+            self.save_now()
+
     def save_now(self, folder: str | os.PathLike | None = None) -> bool:
+        self._history_seen = self._history()
         if self.session.reconcile():  # an undo brought back a mask that "No polyp" or "Reset" replaced
             self.refresh(maps=False)
             self.record_review()
@@ -301,7 +326,7 @@ class DepthPolypContext(QObject):
         self.controllers: dict[int, ReviewController] = {}
         self.active: ReviewController | None = None
         self.resume_answer: bool | None = None  # tests/scripts: answer the resume question
-        self.advance_after_review = True
+        self.advance_after_review = str(settings().value("review/advance", True)).lower() == "true"
         self.last_export: Path | None = None
         viewer.layers.events.removed.connect(self._on_removed)
         viewer.layers.events.inserted.connect(self._on_inserted)

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 
 from ..dataset import DatasetError, replaceable_dataset
 from ..review import iter_export
-from ._context import get_context, start_worker, unwrap
+from ._context import get_context, remember_checked, start_worker, unwrap
 from ._layers import ImageLayerCombo, frame_data, source_info
 
 
@@ -55,6 +55,8 @@ class ExportWidget(QWidget):
         self.cancel_button = QPushButton("Cancel", enabled=False,
                                          toolTip="Stop the export; the folder is left as it was")
         self._suggested: str | None = None
+        remember_checked(self.depth, "export/depth")
+        remember_checked(self.empty, "export/empty")
 
         form = QFormLayout()
         form.addRow("Image", self.image)

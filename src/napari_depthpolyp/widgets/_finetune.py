@@ -39,7 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..models import ModelError, resolve_model
-from ._context import fill_model_combo, get_context, settings, start_worker, unwrap
+from ._context import fill_model_combo, get_context, remember_checked, settings, start_worker, unwrap
 from ._plot import TrainingPlot
 
 REVIEWED = ("accepted", "corrected", "empty")
@@ -175,7 +175,7 @@ class FinetuneWidget(QWidget):
         saved = settings()
         for key, box in (("epochs", self.epochs), ("batch", self.batch), ("steps", self.steps)):
             box.setValue(int(saved.value(f"finetune/{key}", box.value())))
-        self.freeze.setChecked(str(saved.value("finetune/freeze", "false")).lower() == "true")
+        remember_checked(self.freeze, "finetune/freeze")
         if self.ctx.last_export is not None:
             self.add_dataset(str(self.ctx.last_export))
 
@@ -232,7 +232,6 @@ class FinetuneWidget(QWidget):
         saved = settings()
         for key, box in (("epochs", self.epochs), ("batch", self.batch), ("steps", self.steps)):
             saved.setValue(f"finetune/{key}", box.value())
-        saved.setValue("finetune/freeze", self.freeze.isChecked())
         self._stop.clear()
         self.result = None
         self.plot.clear()

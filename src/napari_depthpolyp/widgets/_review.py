@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 
 from ..review import ReviewError
 from . import _keys
-from ._context import get_context, unwrap
+from ._context import get_context, remember_checked, unwrap
 from ._layers import ImageLayerCombo
 
 TABLE_ROWS = 500  # the most uncertain frames listed
@@ -95,6 +95,7 @@ class ReviewWidget(QWidget):
         self.image.currentIndexChanged.connect(self._image_changed)
         self.ctx.active_changed.connect(self._follow)
         self.advance.toggled.connect(lambda on: setattr(self.ctx, "advance_after_review", on))
+        remember_checked(self.advance, "review/advance")
         self.table.cellClicked.connect(self._row_clicked)
         self.save_to.clicked.connect(self._choose_folder)
         self.import_button.clicked.connect(self._choose_masks)
