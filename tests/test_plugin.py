@@ -224,6 +224,13 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     with pytest.MonkeyPatch.context() as mp:  # an idle review: the periodic check hashes nothing
         mp.setattr(session, "save", lambda *a, **k: pytest.fail("saved with nothing changed"))
         ctrl._check_history()
+    import napari_depthpolyp.review as review_module
+
+    hashed = []
+    with pytest.MonkeyPatch.context() as mp:  # a stroke: only its frame is hashed, not every painted one
+        mp.setattr(review_module, "_mask_digest", lambda m, real=review_module._mask_digest: hashed.append(1) or real(m))
+        mask.paint((1, 10, 10), 0 if mask.data[1, 10, 10] else 1)
+        assert ctrl.save_now() and len(hashed) == 1
 
     # moving the threshold re-thresholds only unreviewed frames
     corrected = mask.data[1:3].copy()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from napari_depthpolyp.dataset import Dataset, DatasetError
+from napari_depthpolyp.io.images import read_mask
 from napari_depthpolyp.review import (
     Prediction,
     ReviewError,
@@ -147,6 +148,15 @@ def test_autosave_resume_round_trip(tmp_path):
     assert data["models"] == [{"model": "m", "version": "1", "sha256": "ab"}]
     assert not s.save()  # unchanged: nothing rewritten
     s.masks[1, 30:, 30:] = 1  # an edit without an event (napari's undo/redo): found by the hash
+    assert not s.save(rehash=False)  # what the viewer does when its history shows no undo or redo
+    assert s.save()
+    # an accepted frame reset, re-thresholded and accepted again before an autosave: its new mask is written
+    s.reset(4)
+    s.set_threshold(0.9)
+    s.accept(4)
+    assert s.save(rehash=False)
+    np.testing.assert_array_equal(read_mask(s.folder / "masks" / "000004.png") != 0, s.masks[4] != 0)
+    s.set_threshold(0.5)
     assert s.save()
 
     back = ReviewSession.load(s.folder, expect=(6, (H, W)))

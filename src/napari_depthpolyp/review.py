@@ -317,6 +317,7 @@ class ReviewSession:
         self._saved: dict[int, str] = {}  # frame -> digest of the mask last written
         self._edited: set[int] = set()  # frames painted in this session (undo may change them at any time)
         self._cleared: set[int] = set()  # frames whose mask a review action replaced (undo may bring it back)
+        self._unsaved: set[int] = set()  # frames changed through this API since the last save
         self._dirty = False
 
     # -- status ---------------------------------------------------------------------------------
@@ -346,12 +347,14 @@ class ReviewSession:
         """The user edited frame ``i`` (painting, erasing, filling)."""
         i = self._check(i)
         self._edited.add(i)
+        self._unsaved.add(i)
         self._set(i, CORRECTED)
 
     def accept(self, i: int) -> None:
         """The proposal of frame ``i`` is right. A corrected frame stays corrected."""
         i = self._check(i)
         if self.status[i] != CORRECTED:
+            self._unsaved.add(i)
             self._set(i, ACCEPTED)
 
     def mark_empty(self, i: int) -> None:
@@ -360,6 +363,7 @@ class ReviewSession:
         i = self._check(i)
         self.masks[i] = 0
         self._cleared.add(i)
+        self._unsaved.add(i)
         self._set(i, EMPTY)
 
     def reset(self, i: int) -> None:
@@ -368,6 +372,7 @@ class ReviewSession:
         self.masks[i] = self.proposal(i)
         self._edited.discard(i)
         self._cleared.add(i)
+        self._unsaved.add(i)
         self._set(i, UNREVIEWED)
 
     def reconcile(self) -> list[int]:
@@ -545,18 +550,26 @@ class ReviewSession:
             "frames": frames,
         }
 
+    def _to_hash(self, rehash: bool) -> set[int]:
+        """Frames whose mask may differ from its saved copy: those changed through this API since
+        the last save and, with ``rehash``, every frame painted in this session (napari's undo and
+        redo change a painted mask without any event)."""
+        return self._unsaved | self._edited if rehash else self._unsaved
+
     @property
     def needs_save(self) -> bool:
-        """Whether the sidecar is behind: a status/threshold change, or a painted mask that differs
-        from its saved copy (hashing only the frames painted in this session)."""
+        """Whether the sidecar is behind: a status/threshold change, or a mask that differs from its
+        saved copy (hashing only the frames :meth:`_to_hash` names)."""
         if self._dirty:
             return True
-        return any(self._saved.get(i) != _mask_digest(self.masks[i]) for i in self._edited if self.status[i] in _WITH_MASK)
+        return any(self._saved.get(i) != _mask_digest(self.masks[i]) for i in self._to_hash(True) if self.status[i] in _WITH_MASK)
 
-    def save(self, folder: str | os.PathLike | None = None, *, force: bool = False) -> bool:
+    def save(self, folder: str | os.PathLike | None = None, *, force: bool = False, rehash: bool = True) -> bool:
         """Write what changed since the last save (see the module docstring). Returns True if
-        anything was written. Cheap when nothing changed: only masks painted in this session are
-        hashed again (an undo in napari changes a mask without any other event)."""
+        anything was written. Only masks that may have changed are hashed: the frames changed
+        through this API since the last save and, with ``rehash`` (the default), every frame painted
+        in this session, which an undo in napari may have changed without an event. The viewer
+        passes ``rehash=False`` when the layer's history shows no undo or redo since the last save."""
         from .io.atomic import write_json
         from .io.writers import write_mask_png
 
@@ -565,16 +578,15 @@ class ReviewSession:
             self.folder = Path(folder)
             self._saved = {}
             self._dirty = True
-        if not (force or self.needs_save):
-            return False
         if not force and self.reviewed == 0 and not (self.folder / SESSION_FILE).is_file():
             return False  # nothing worth keeping yet: do not litter the source's folder
         wrote = False
         keep: dict[int, str] = {}
+        hash_again = self._to_hash(rehash)
         for i in np.flatnonzero(np.isin(self.status, _WITH_MASK)):
             i = int(i)
             old = self._saved.get(i)
-            if old is not None and i not in self._edited:
+            if old is not None and i not in hash_again:
                 keep[i] = old
                 continue
             digest = _mask_digest(self.masks[i])
@@ -591,6 +603,7 @@ class ReviewSession:
                 (self.folder / "masks" / f"{i:06d}.png").unlink(missing_ok=True)
         self._saved = keep
         self._dirty = False
+        self._unsaved = set()
         if moved and wrote:
             remember_folder(self.source, self.name, self.folder)
         return wrote

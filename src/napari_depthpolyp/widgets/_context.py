@@ -3,9 +3,10 @@ its layers, autosave), which one is active (the keys act on it), and a few signa
 
 The controller is the thin Qt side of :class:`napari_depthpolyp.review.ReviewSession`: it turns the
 mask layer's ``paint`` events into "corrected", refreshes layers after the session changed, and
-autosaves ``AUTOSAVE_MS`` after every change (plus a check every ``CHECK_MS`` that catches
-napari's undo/redo, which changes a mask without an event: it looks only at the length of the
-layer's undo and redo history, so the painted masks are hashed again only after an undo or redo).
+autosaves ``AUTOSAVE_MS`` after every change, hashing only the masks changed since the last save.
+napari's undo and redo change a mask without an event: they show in the lengths of the layer's undo
+and redo history, which a check every ``CHECK_MS`` compares with what the paint events explain; only
+then are all painted masks hashed again.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class ReviewController(QObject):
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save_now)
         self._history_seen = None  # (undo, redo) lengths of the mask layer at the last save
+        self._paints = 0  # paint events since the last save (each adds one history item)
         self._check = QTimer(self, interval=CHECK_MS)
         self._check.timeout.connect(self._check_history)
         self._check.start()
@@ -174,6 +176,7 @@ class ReviewController(QObject):
         self.changed.emit()
 
     def _on_paint(self, event) -> None:
+        self._paints += 1
         if self._replacing:  # a review action's own change, through napari's history
             return
         for i in _edited_frames(event.value, self.mask_layer.ndim):
@@ -278,27 +281,35 @@ class ReviewController(QObject):
             return None
         return len(undo), len(redo)
 
+    def _undone(self, now) -> bool:
+        """Whether the history moved in a way paint events do not explain: an undo or a redo (or
+        a history napari capped or reset). Unknown counts as yes."""
+        seen = self._history_seen
+        if now is None or seen is None:
+            return True
+        return now != ((seen[0] + self._paints, 0) if self._paints else seen)
+
     def _check_history(self) -> None:
-        """The periodic check: save only if an undo or redo happened since the last save (a paint
-        has its own event and autosave), so an idle review hashes nothing."""
-        seen = self._history()
-        if seen is None or seen != self._history_seen:
+        """The periodic check: save after an undo or redo (a paint has its own event and autosave),
+        so an idle review hashes nothing."""
+        if self._undone(self._history()):
             self.save_now()
 
     def save_now(self, folder: str | os.PathLike | None = None) -> bool:
-        self._history_seen = self._history()
-        if self.session.reconcile():  # an undo brought back a mask that "No polyp" or "Reset" replaced
+        now = self._history()
+        if self._undone(now) and self.session.reconcile():  # an undo brought back a mask "No polyp" or "Reset" replaced
             self.refresh(maps=False)
             self.record_review()
             self.changed.emit()
         try:
-            wrote = self.session.save(folder)
+            wrote = self.session.save(folder, rehash=self._undone(now))
         except OSError as exc:
             if str(exc) != self._save_error:  # say it once, not every few seconds
                 self._save_error = str(exc)
                 show_error(f"Autosave to {self.session.folder} failed: {exc}. Choose another folder in Review.")
             return False
         self._save_error = None
+        self._history_seen, self._paints = now, 0
         if wrote:
             self.saved.emit(str(self.session.folder))
         return wrote
