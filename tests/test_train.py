@@ -163,6 +163,12 @@ def test_the_card_records_the_split_actually_used_and_hides_the_home_folder(tmp_
     assert record["root"] == "~/negatives" and record["split"] is None and record["n"] == 1
     (folder / "split.json").write_text('{"train": ["a"]}')
     assert _data_record(str(folder), "train", _open_split(str(folder), "train"))["split"] == "train"
+    from napari_depthpolyp.train.loop import _card_config, finetune_config
+
+    config = _card_config(finetune_config([str(folder), "/elsewhere/kvasir"], str(tmp_path / "models" / "m-1.0"),
+                                          val_data=str(folder)))
+    assert config["train_data"] == ["~/negatives", "/elsewhere/kvasir"]
+    assert config["val_data"] == "~/negatives" and config["init_model"] == "~/models/m-1.0"
 
 
 def test_colour_option_recolours_the_training_frames_and_nothing_else(tiny_dataset):

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,15 +131,29 @@ def _open_split(path: str, split: str | None) -> Dataset:
     return Dataset.open(path, split=_effective_split(path, split), statuses=REVIEWED)
 
 
-def _data_record(path: str, split: str | None, ds: Dataset) -> dict:
-    """How the model card names a data set: its folder (under the home folder as ``~/...``), the
-    split actually used, its size and content fingerprint."""
-    root = Path(ds.root)
+def _shown(path: str | os.PathLike) -> str:
+    """How a model card names a folder: under the home folder as ``~/...`` (a card is shipped and
+    read on other machines), anywhere else as given."""
     try:
-        shown = "~/" + root.relative_to(Path.home()).as_posix()
+        return "~/" + Path(path).absolute().relative_to(Path.home()).as_posix()
     except ValueError:
-        shown = str(root)
-    return {"root": shown, "split": _effective_split(path, split), "n": len(ds), "sha256": ds.fingerprint()}
+        return str(path)
+
+
+def _card_config(cfg: TrainConfig) -> dict:
+    """The training config as the model card records it, folders named by :func:`_shown`."""
+    values = cfg.to_json()
+    values["train_data"] = [_shown(p) for p in values["train_data"]]
+    for name in ("val_data", "init_model"):
+        if values.get(name):
+            values[name] = _shown(values[name])
+    return values
+
+
+def _data_record(path: str, split: str | None, ds: Dataset) -> dict:
+    """How the model card names a data set: its folder (:func:`_shown`), the split actually used,
+    its size and content fingerprint."""
+    return {"root": _shown(ds.root), "split": _effective_split(path, split), "n": len(ds), "sha256": ds.fingerprint()}
 
 
 class SampleSource(torch.utils.data.Dataset):
@@ -523,7 +538,7 @@ class Trainer:
             parent=self.parent.id if self.parent else None,
             training_data=self.data_fingerprint,
             metrics=metrics,
-            config=cfg.to_json(),
+            config=_card_config(cfg),
             description=cfg.description,
         )
         return write_model(out_dir, state, card)
