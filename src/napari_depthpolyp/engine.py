@@ -83,8 +83,8 @@ class Predictor:
     num_threads : CPU threads (default: all cores).
     tta : flip averaging: each frame also runs mirrored left-right, top-bottom and both, and the
         four probability and depth maps are mirrored back and averaged (4x the network time; with
-        depthpolyp-kvasir 1.3, +0.7 / +0.5 mean Dice clean / degraded on Kvasir-SEG val and
-        +0.4 / +1.1 on CVC-ClinicDB, ``docs/model-card.md``).
+        depthpolyp-kvasir 1.5, +0.3 / +1.1 mean Dice clean / degraded on CVC-ClinicDB and none on
+        Kvasir-SEG val, ``docs/model-card.md``).
     """
 
     def __init__(
