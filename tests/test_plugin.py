@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 
 from napari_depthpolyp.dataset import Dataset
 from napari_depthpolyp.engine import apply_threshold
+from napari_depthpolyp.io.images import read_mask
 from napari_depthpolyp.models import list_models, resolve_model
 from napari_depthpolyp.review import decode_map
 
@@ -226,11 +227,34 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
         ctrl._check_history()
     import napari_depthpolyp.review as review_module
 
+    def stroke(frame, y):  # a stroke that changes pixels
+        mask.paint((frame, y, 20), 0 if mask.data[frame, y, 20] else 1)
+
+    stroke(1, 10)  # (the undo above left a redo item: this save hashes every painted frame)
+    ctrl.save_now()
     hashed = []
     with pytest.MonkeyPatch.context() as mp:  # a stroke: only its frame is hashed, not every painted one
         mp.setattr(review_module, "_mask_digest", lambda m, real=review_module._mask_digest: hashed.append(1) or real(m))
-        mask.paint((1, 10, 10), 0 if mask.data[1, 10, 10] else 1)
+        stroke(1, 10)
         assert ctrl.save_now() and len(hashed) == 1
+
+    # saved with a redo pending, then a redo, a stroke, an undo and a stroke: the redone mask is saved too
+    stroke(1, 30)
+    ctrl.save_now()
+    mask.undo()
+    ctrl._check_history()
+    mask.redo()  # frame 1's stroke comes back, without an event
+    stroke(2, 50)
+    mask.undo()
+    stroke(2, 50)
+    ctrl.save_now()
+    np.testing.assert_array_equal(read_mask(session.folder / "masks" / "000001.png") != 0, mask.data[1] != 0)
+    mask._staged_history.append(object())  # a lasso still being drawn: never saved half-drawn
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(session, "save", lambda *a, **k: pytest.fail("saved a half-drawn stroke"))
+        ctrl._autosave_due()
+        ctrl._check_history()
+    mask._staged_history.clear()
 
     # moving the threshold re-thresholds only unreviewed frames
     corrected = mask.data[1:3].copy()

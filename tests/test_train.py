@@ -169,6 +169,11 @@ def test_the_card_records_the_split_actually_used_and_hides_the_home_folder(tmp_
                                           val_data=str(folder)))
     assert config["train_data"] == ["~/negatives", "/elsewhere/kvasir"]
     assert config["val_data"] == "~/negatives" and config["init_model"] == "~/models/m-1.0"
+    from napari_depthpolyp.train.loop import _shown
+
+    (tmp_path / "proj").mkdir()
+    monkeypatch.chdir(tmp_path / "proj")
+    assert _shown("../negatives") == "~/negatives" and _shown("~/x") == "~/x" and _shown("data") == "~/proj/data"
 
 
 def test_colour_option_recolours_the_training_frames_and_nothing_else(tiny_dataset):

@@ -134,10 +134,13 @@ def _open_split(path: str, split: str | None) -> Dataset:
 def _shown(path: str | os.PathLike) -> str:
     """How a model card names a folder: under the home folder as ``~/...`` (a card is shipped and
     read on other machines), anywhere else as given."""
-    try:
-        return "~/" + Path(path).absolute().relative_to(Path.home()).as_posix()
-    except ValueError:
-        return str(path)
+    full = Path(os.path.abspath(os.path.expanduser(path)))
+    for home in (Path.home(), Path.home().resolve()):
+        try:
+            return "~/" + full.relative_to(home).as_posix()
+        except ValueError:
+            pass
+    return str(path)
 
 
 def _card_config(cfg: TrainConfig) -> dict:

@@ -115,7 +115,7 @@ class ReviewController(QObject):
         self._replacing = False
         self.closed = False
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
-        self._autosave.timeout.connect(self.save_now)
+        self._autosave.timeout.connect(self._autosave_due)
         self._history_seen = None  # (undo, redo) lengths of the mask layer at the last save
         self._paints = 0  # paint events since the last save (each adds one history item)
         self._check = QTimer(self, interval=CHECK_MS)
@@ -283,16 +283,31 @@ class ReviewController(QObject):
 
     def _undone(self, now) -> bool:
         """Whether the history moved in a way paint events do not explain: an undo or a redo (or
-        a history napari capped or reset). Unknown counts as yes."""
+        a history napari capped or reset). Unknown counts as yes. Paint events explain the lengths
+        only from an empty redo history: each adds one undo item and clears the redo history, so
+        with a redo item at the last save, a redo, a paint, an undo and a paint would look alike."""
         seen = self._history_seen
         if now is None or seen is None:
             return True
-        return now != ((seen[0] + self._paints, 0) if self._paints else seen)
+        if self._paints:
+            return seen[1] > 0 or now != (seen[0] + self._paints, 0)
+        return now != seen
+
+    def _stroke_open(self) -> bool:
+        """A stroke still being drawn (napari stages its history until the mouse is released; an
+        unfinished lasso can still be taken back without any event): do not save it half-drawn."""
+        return bool(getattr(self.mask_layer, "_staged_history", None))
+
+    def _autosave_due(self) -> None:
+        if self._stroke_open():
+            self._autosave.start()
+        else:
+            self.save_now()
 
     def _check_history(self) -> None:
         """The periodic check: save after an undo or redo (a paint has its own event and autosave),
         so an idle review hashes nothing."""
-        if self._undone(self._history()):
+        if not self._stroke_open() and self._undone(self._history()):
             self.save_now()
 
     def save_now(self, folder: str | os.PathLike | None = None) -> bool:
