@@ -158,6 +158,11 @@ def test_autosave_resume_round_trip(tmp_path):
     np.testing.assert_array_equal(read_mask(s.folder / "masks" / "000004.png") != 0, s.masks[4] != 0)
     s.set_threshold(0.5)
     assert s.save()
+    blocked = tmp_path / "a file"
+    blocked.write_text("x")
+    with pytest.raises(OSError):  # "Save to…" a folder that cannot be made: the session stays put
+        s.save(blocked / "session")
+    assert s.folder == tmp_path / "clip.mp4.depthpolyp" and not s.save()
 
     back = ReviewSession.load(s.folder, expect=(6, (H, W)))
     assert [back.status_of(i) for i in range(6)] == [s.status_of(i) for i in range(6)]

@@ -569,15 +569,26 @@ class ReviewSession:
         anything was written. Only masks that may have changed are hashed: the frames changed
         through this API since the last save and, with ``rehash`` (the default), every frame painted
         in this session, which an undo in napari may have changed without an event. The viewer
-        passes ``rehash=False`` when the layer's history shows no undo or redo since the last save."""
+        passes ``rehash=False`` when the layer's history shows no undo or redo since the last save.
+        A ``folder`` that cannot be written raises and leaves the session saving where it was."""
+        moved = folder is not None and Path(folder) != self.folder
+        if not moved:
+            return self._write(force, rehash)
+        before = self.folder, self._saved, self._dirty
+        self.folder, self._saved, self._dirty = Path(folder), {}, True
+        try:
+            wrote = self._write(force, rehash)
+        except BaseException:  # "Save to…" failed: keep autosaving where the session was
+            self.folder, self._saved, self._dirty = before
+            raise
+        if wrote:
+            remember_folder(self.source, self.name, self.folder)
+        return wrote
+
+    def _write(self, force: bool, rehash: bool) -> bool:
         from .io.atomic import write_json
         from .io.writers import write_mask_png
 
-        moved = folder is not None and Path(folder) != self.folder
-        if moved:
-            self.folder = Path(folder)
-            self._saved = {}
-            self._dirty = True
         if not force and self.reviewed == 0 and not (self.folder / SESSION_FILE).is_file():
             return False  # nothing worth keeping yet: do not litter the source's folder
         wrote = False
@@ -604,8 +615,6 @@ class ReviewSession:
         self._saved = keep
         self._dirty = False
         self._unsaved = set()
-        if moved and wrote:
-            remember_folder(self.source, self.name, self.folder)
         return wrote
 
     @classmethod
