@@ -1,5 +1,5 @@
 """What does an autosave cost on a long review? Headless (the napari Review widget saves through
-the same :meth:`ReviewSession.save` on its own thread, so this time is a pause in the UI).
+the same :meth:`ReviewSession.save` on napari's main thread, so this time is a pause in the UI).
 
 A session of ``--frames`` frames of ``--size`` (default 1080p video), ``--painted`` of them
 corrected by painting and saved once. Then one brush stroke on one frame, and the autosave after it:
