@@ -110,6 +110,11 @@ def test_finetune_uses_whole_folders_unless_a_split_is_named():
     named = _finetune_config(args)
     assert named.train_data == ["kvasir", "negatives"]
     assert (named.train_split, named.val_data, named.val_split) == ("train", "kvasir", "val")
+    assert (named.augment_preset, named.colour) == ("reference", False)  # the reference's ranges
+    # a warm restart of a trained model keeps the recipe it was trained with
+    restart = _finetune_config(parser.parse_args(["finetune", "--data", "kvasir", "--augment", "strong",
+                                                  "--colour"]))
+    assert (restart.augment_preset, restart.colour) == ("strong", True)
 
 
 def test_predict_reports_progress_from_zero_for_each_input(format_model, tmp_path):

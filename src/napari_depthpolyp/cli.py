@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--val-split", dest="val_split")
         s.add_argument("--colour", action="store_true", default=None,
                        help="also vary white balance, hue, saturation and gamma (other endoscopes' colours)")
+        s.add_argument("--augment", dest="augment_preset", choices=["reference", "strong"],
+                       help="geometric augmentation: the reference's ranges (default) or wider ones")
         if finetune:
             s.add_argument("--model", help="parent model (default: the bundled model)")
             s.add_argument("--name", help="name of the new model (default: the parent's)")
@@ -252,8 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--name")
             s.add_argument("--no-depth", action="store_true", help="ablation: train without the depth task")
             s.add_argument("--no-degrade", action="store_true", help="train on clean frames only")
-            s.add_argument("--augment", dest="augment_preset", choices=["reference", "strong"],
-                           help="geometric augmentation: the reference's ranges (default) or wider ones")
             s.add_argument("--no-uncertainty", action="store_true", help="fixed (unlearned) task weights")
             s.add_argument("--fp32", action="store_true", help="no bf16 autocast")
 
