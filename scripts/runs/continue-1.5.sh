@@ -9,4 +9,5 @@
 # Decided before the run: it helps if the selected val score beats 1.5's .8191 by more than the
 # seed-to-seed spread (0.7 points); it is released by the usual rule (val score above .8191, held-out
 # val squares marked not worse than 1.5's 33 % by more than 5 points).
+# Result: val .825 / .775 at epoch 1, score .8100: not better, not released (docs/model-card.md).
 exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-lowlr --colour --augment strong
