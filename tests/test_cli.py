@@ -115,6 +115,11 @@ def test_finetune_uses_whole_folders_unless_a_split_is_named():
     restart = _finetune_config(parser.parse_args(["finetune", "--data", "kvasir", "--augment", "strong",
                                                   "--colour"]))
     assert (restart.augment_preset, restart.colour) == ("strong", True)
+    assert restart.degrade_prob == 1.0  # every frame degraded, as the reference
+    mixed = _finetune_config(parser.parse_args(["finetune", "--data", "kvasir", "--degrade-prob", "0.5"]))
+    assert mixed.degrade_prob == 0.5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["finetune", "--data", "kvasir", "--degrade-prob", "1.5"])
 
 
 def test_predict_reports_progress_from_zero_for_each_input(format_model, tmp_path):

@@ -192,6 +192,24 @@ def test_colour_option_recolours_the_training_frames_and_nothing_else(tiny_datas
     assert moved >= 3  # p = 0.8: most frames change their colour balance
 
 
+def test_degrade_prob_leaves_that_share_of_frames_clean_and_1_changes_nothing(tiny_dataset):
+    """--degrade-prob 0.5 shows about half the frames as they are (after the same geometric
+    augmentation); at 1, the default, the samples and the run key are those of runs made before."""
+    from napari_depthpolyp.train.cache import build_cache
+    from napari_depthpolyp.train.loop import SampleSource
+
+    cache = build_cache(Dataset.open(tiny_dataset / "train"))
+    clean = SampleSource(cache, _cfg(tiny_dataset, degrade=False))
+    always = SampleSource(cache, _cfg(tiny_dataset))
+    half = SampleSource(cache, _cfg(tiny_dataset, degrade_prob=0.5))
+    keys = [(e, i) for e in range(4) for i in range(len(cache))]
+    same_as_clean = [torch.equal(clean[k][0], half[k][0]) for k in keys]
+    assert not any(torch.equal(clean[k][0], always[k][0]) for k in keys)  # every frame degraded
+    assert 0.25 * len(keys) <= sum(same_as_clean) <= 0.75 * len(keys)
+    assert _cfg(tiny_dataset).key() == _cfg(tiny_dataset, degrade_prob=1.0).key()
+    assert _cfg(tiny_dataset).key() != _cfg(tiny_dataset, degrade_prob=0.5).key()
+
+
 def test_too_few_frames_or_val_inside_train_are_refused(tiny_dataset, tmp_path):
     """Five reviewed frames and a batch of 8 would train zero steps and save the parent as a "new"
     model; validating on the training frames would select on nothing. Both stop before any work."""

@@ -94,6 +94,13 @@ def cmd_export_onnx(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------- train
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
+    return value
+
+
 def _train_config(args, defaults=None, **over):
     """TrainConfig from: its defaults < ``defaults`` < the command line < ``over``."""
     from .train import TrainConfig
@@ -246,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also vary white balance, hue, saturation and gamma (other endoscopes' colours)")
         s.add_argument("--augment", dest="augment_preset", choices=["reference", "strong"],
                        help="geometric augmentation: the reference's ranges (default) or wider ones")
+        s.add_argument("--degrade-prob", dest="degrade_prob", type=_probability,
+                       help="share of training frames degraded, the rest seen clean (default 1, the reference)")
         if finetune:
             s.add_argument("--model", help="parent model (default: the bundled model)")
             s.add_argument("--name", help="name of the new model (default: the parent's)")

@@ -68,6 +68,7 @@ class TrainConfig:
     depth_fft: float = 0.1
     teacher: str = "falloff"
     degrade: bool = True
+    degrade_prob: float = 1.0  # share of training frames degraded; the rest are seen clean (reference: 1)
     noise: bool = False
     augment: bool = True
     augment_preset: str = "reference"  # a name in degrade.AUGMENT_PRESETS
@@ -99,7 +100,7 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
-_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False}
+_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -195,7 +196,8 @@ class SampleSource(torch.utils.data.Dataset):
             image, mask, depth = augment_geometric(image, mask, depth, rng, self.aug)
         if self.cfg.colour:
             image = augment_colour(image, rng)
-        if self.degrader is not None:
+        # At degrade_prob 1 no number is drawn, so runs made before the option draw what they drew.
+        if self.degrader is not None and (self.cfg.degrade_prob >= 1.0 or rng.random() < self.cfg.degrade_prob):
             image, mask = self.degrader(image, mask, rng)
         if self.teacher is not None:
             depth = self.teacher(image)
