@@ -117,7 +117,8 @@ def test_finetune_uses_whole_folders_unless_a_split_is_named():
     assert (restart.augment_preset, restart.colour) == ("strong", True)
     assert restart.degrade_prob == 1.0  # every frame degraded, as the reference
     mixed = _finetune_config(parser.parse_args(["finetune", "--data", "kvasir", "--degrade-prob", "0.5"]))
-    assert mixed.degrade_prob == 0.5
+    assert mixed.degrade_prob == 0.5 and mixed.paste_prob == 0.0
+    assert _finetune_config(parser.parse_args(["finetune", "--data", "k", "--paste-prob", "0.5"])).paste_prob == 0.5
     with pytest.raises(SystemExit):
         parser.parse_args(["finetune", "--data", "kvasir", "--degrade-prob", "1.5"])
 

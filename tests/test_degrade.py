@@ -11,6 +11,7 @@ from napari_depthpolyp.degrade import (
     augment_colour,
     augment_geometric,
     degrade_seeded,
+    paste_polyp,
 )
 
 
@@ -328,8 +329,39 @@ def test_colour_is_off_by_default_and_keeps_run_keys():
     import json
 
     old = cfg.to_json()
-    del old["colour"], old["augment_preset"]
+    del old["colour"], old["augment_preset"], old["degrade_prob"], old["paste_prob"]
     assert cfg.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:12]
     for command in ("train", "finetune"):
         args = build_parser().parse_args([command, "--data", "d", "--colour"])
         assert args.colour is True
+
+
+def test_paste_polyp_puts_the_donor_polyp_somewhere_new_and_the_mask_follows(frame):
+    img, mask = frame
+    donor = np.zeros_like(img)
+    donor[..., 2] = 1.0  # a blue polyp on black, so every pasted pixel is recognisable
+    yy, xx = np.mgrid[0:224, 0:224]
+    donor_mask = (yy - 60) ** 2 + (xx - 60) ** 2 < 30**2
+    out, new_mask = paste_polyp(img, mask, donor, donor_mask, np.random.default_rng(5), scale_range=(0.8, 0.8))
+    assert new_mask.dtype == bool and (new_mask >= mask).all()  # the union: nothing of the frame's polyp is lost
+    added = new_mask & ~mask
+    assert 0.8**2 * donor_mask.sum() * 0.5 < added.sum() <= 0.8**2 * donor_mask.sum() * 1.1
+    bluish = out[..., 2] - out[..., :2].max(-1) > 0.5
+    assert bluish[added].mean() > 0.9  # under the new mask: the donor's pixels
+    from scipy import ndimage as ndi
+
+    seam = ndi.binary_dilation(new_mask, iterations=5)
+    assert not (np.abs(out - img).max(-1) > 0.02)[~seam].any()  # outside the polyp: the frame, but a feathered seam
+    assert np.array_equal(img, frame[0]) and np.array_equal(mask, frame[1])  # inputs untouched
+    again = paste_polyp(img, mask, donor, donor_mask, np.random.default_rng(5), scale_range=(0.8, 0.8))
+    assert np.array_equal(again[0], out) and np.array_equal(again[1], new_mask)
+
+
+def test_paste_polyp_with_an_empty_donor_or_a_huge_one(frame):
+    img, mask = frame
+    out, new_mask = paste_polyp(img, mask, img, np.zeros_like(mask), np.random.default_rng(0))
+    assert np.array_equal(out, img) and np.array_equal(new_mask, mask)
+    big = np.ones((300, 400, 3), np.float32)  # a donor larger than the frame is shrunk to fit
+    out, new_mask = paste_polyp(img, np.zeros_like(mask), big, np.ones((300, 400), bool), np.random.default_rng(0),
+                                scale_range=(1.0, 1.0))
+    assert out.shape == img.shape and new_mask.shape == mask.shape and new_mask.mean() > 0.5

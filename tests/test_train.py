@@ -210,6 +210,26 @@ def test_degrade_prob_leaves_that_share_of_frames_clean_and_1_changes_nothing(ti
     assert _cfg(tiny_dataset).key() != _cfg(tiny_dataset, degrade_prob=0.5).key()
 
 
+def test_paste_prob_adds_another_frames_polyp_and_keeps_old_runs(tiny_dataset):
+    """--paste-prob 1 pastes a second polyp into every frame (the mask grows with it, the geometry
+    of the frame's own polyp is unchanged); at 0, the default, samples and run keys are as before."""
+    from napari_depthpolyp.train.cache import build_cache
+    from napari_depthpolyp.train.loop import SampleSource
+
+    cache = build_cache(Dataset.open(tiny_dataset / "train"))
+    plain = SampleSource(cache, _cfg(tiny_dataset, degrade=False))
+    pasted = SampleSource(cache, _cfg(tiny_dataset, degrade=False, paste_prob=1.0))
+    grew = 0
+    for idx in range(len(cache)):
+        (a, ma, _), (b, mb, _) = plain[(0, idx)], pasted[(0, idx)]
+        assert bool((mb >= ma).all())  # the frame's own polyp is still all there
+        grew += bool(mb.sum() > ma.sum() + 50) and bool((a - b).abs().amax(0)[mb[0] > ma[0]].mean() > 0.01)
+    assert grew >= len(cache) // 2
+    assert _cfg(tiny_dataset).key() == _cfg(tiny_dataset, paste_prob=0.0).key()
+    with pytest.raises(ValueError, match="paste-prob needs a depth teacher"):
+        SampleSource(cache, _cfg(tiny_dataset, paste_prob=0.5, teacher="precomputed"))
+
+
 def test_too_few_frames_or_val_inside_train_are_refused(tiny_dataset, tmp_path):
     """Five reviewed frames and a batch of 8 would train zero steps and save the parent as a "new"
     model; validating on the training frames would select on nothing. Both stop before any work."""

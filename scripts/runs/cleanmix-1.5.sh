@@ -5,7 +5,8 @@
 # training frames only to .871 clean / .815 degraded. This run is continue-1.5.sh (1.5's own
 # fine-tune once more from 1.5: lr 5e-5, 15 epochs, Kvasir-SEG train plus its polyp-free squares,
 # --colour --augment strong) with one change: --degrade-prob 0.5, half the frames seen clean.
-# continue-1.5.sh is its twin with every frame degraded: selected val .825 / .775, score .8100.
+# continue-1.5.sh is its twin with every frame degraded: selected val .825 / .775, score .8100, mean
+# over its 15 epochs .7964.
 # About 25 min on a 2-core CPU at 17.6 img/s:
 #   setsid nohup scripts/runs/cleanmix-1.5.sh >> ~/.cache/napari-depthpolyp/runs/cleanmix-1.5.log 2>&1 < /dev/null &
 # Decided before the run: clean frames help if the selected val score beats the twin's .8100 by more

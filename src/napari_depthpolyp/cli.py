@@ -255,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="geometric augmentation: the reference's ranges (default) or wider ones")
         s.add_argument("--degrade-prob", dest="degrade_prob", type=_probability,
                        help="share of training frames degraded, the rest seen clean (default 1, the reference)")
+        s.add_argument("--paste-prob", dest="paste_prob", type=_probability,
+                       help="share of training frames that get another frame's polyp pasted in (default 0)")
         if finetune:
             s.add_argument("--model", help="parent model (default: the bundled model)")
             s.add_argument("--name", help="name of the new model (default: the parent's)")

@@ -73,6 +73,7 @@ class TrainConfig:
     augment: bool = True
     augment_preset: str = "reference"  # a name in degrade.AUGMENT_PRESETS
     colour: bool = False  # degrade.augment_colour after the geometric augmentation (not in the reference)
+    paste_prob: float = 0.0  # share of training frames that get another frame's polyp (degrade.paste_polyp)
     bf16: bool = True
     ema: float = 0.999
     val_every: int = 5
@@ -100,7 +101,7 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
-_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0}
+_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0, "paste_prob": 0.0}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -170,7 +171,11 @@ class SampleSource(torch.utils.data.Dataset):
         self.cfg = cfg
         self.degrader = Degrader(DegradeConfig(noise=cfg.noise)) if cfg.degrade else None
         self.aug = augment_preset(cfg.augment_preset)
+        # frames with a polyp, the donors of --paste-prob
+        self.donors = np.flatnonzero([np.asarray(m).any() for m in cache.masks]) if cfg.paste_prob > 0 else None
         self.precomputed = cfg.teacher == "precomputed"
+        if self.precomputed and cfg.paste_prob > 0:  # a stored depth map would not show the pasted polyp
+            raise ValueError("--paste-prob needs a depth teacher that sees the pasted frame, not 'precomputed'")
         if self.precomputed and cache.depth is None:
             raise ValueError("teacher 'precomputed' needs depth maps in every training dataset folder")
         self.teacher = None
@@ -194,6 +199,8 @@ class SampleSource(torch.utils.data.Dataset):
             depth = np.asarray(self.cache.depth[idx], dtype=np.float32) / 65535.0
         if self.cfg.augment:
             image, mask, depth = augment_geometric(image, mask, depth, rng, self.aug)
+        if self.donors is not None and self.donors.size and rng.random() < self.cfg.paste_prob:
+            image, mask = self._paste(image, mask, rng)
         if self.cfg.colour:
             image = augment_colour(image, rng)
         # At degrade_prob 1 no number is drawn, so runs made before the option draw what they drew.
@@ -208,6 +215,18 @@ class SampleSource(torch.utils.data.Dataset):
             torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
             torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None],
         )
+
+
+    def _paste(self, image, mask, rng):
+        """Another training frame's polyp, itself augmented, pasted into this frame."""
+        from ..degrade import augment_geometric, paste_polyp
+
+        j = int(self.donors[rng.integers(self.donors.size)])
+        donor = np.asarray(self.cache.images[j], dtype=np.float32) / 255.0
+        donor_mask = np.asarray(self.cache.masks[j]).astype(bool)
+        if self.cfg.augment:
+            donor, donor_mask, _ = augment_geometric(donor, donor_mask, None, rng, self.aug)
+        return paste_polyp(image, mask, donor, donor_mask, rng)
 
 
 class _EpochBatches(torch.utils.data.Sampler):
