@@ -13,4 +13,7 @@
 # than the seed-to-seed spread (0.7 points), i.e. above .817; then a from-scratch run with
 # --degrade-prob 0.5 is the next experiment. Released by the usual rule (val score above 1.5's .8191,
 # held-out val squares marked not worse than 1.5's 33 % by more than 5 points).
+# Result (2026-12-01, 23 min): selected val .821 / .772 at epoch 1, score .8061 (twin .8100); mean
+# over the 15 epochs .7962 (twin .7964), clean +0.1, degraded -0.3. No effect: not released, and
+# clean frames are not what the recipe lacks (docs/model-card.md).
 exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-cleanmix --colour --augment strong --degrade-prob 0.5
