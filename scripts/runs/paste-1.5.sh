@@ -15,4 +15,7 @@
 # the twin's .7964 by as much; then a from-scratch run with --paste-prob 0.5 is the next experiment.
 # Released by the usual rule (val score above 1.5's .8191, held-out val squares marked not worse
 # than 1.5's 33 % by more than 5 points).
+# Result (2026-12-01, 26 min): selected val .819 / .768 at epoch 6, score .8039 (twin .8100); mean
+# over the 15 epochs .7894 (twin .7964), clean -0.6, degraded -0.9. Worse: not released, and no
+# from-scratch run with it (docs/model-card.md).
 exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-paste --colour --augment strong --paste-prob 0.5
