@@ -13,6 +13,8 @@
 # the 100-epoch schedule at 4e-4 becomes the vehicle for experiments from random weights, and a
 # 200-epoch run at 4e-4 is worth one session. Released only if it beats 1.5's .8191 (it is not
 # expected to: no fine-tune with polyp-free squares, half the schedule).
+# Result (2026-12-01, 87 min at a median 17.9 img/s): val .815 / .766 at epoch 97, score .8003
+# against 1.0's .7834: +1.7 points, it helps. Not released (below .8191). docs/model-card.md.
 exec "$(dirname "$0")/_train.sh" main-v6-lr depthpolyp-kvasir-1.6-lr \
   --name depthpolyp-kvasir --version 1.6-lr --epochs 100 --warmup-epochs 5 --lr 4e-4 \
   --description "DepthPolyp trained on Kvasir-SEG train (800) with degradations and the light fall-off depth teacher, 100 epochs at lr 4e-4"
