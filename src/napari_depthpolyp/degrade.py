@@ -678,11 +678,13 @@ def paste_polyp(
     h, w = img.shape[:2]
     factor = min(factor, h / crop.shape[0], w / crop.shape[1])
     ch, cw = max(1, round(crop.shape[0] * factor)), max(1, round(crop.shape[1] * factor))
-    crop = np.asarray(Image.fromarray(np.uint8(np.round(crop * 255))).resize((cw, ch), Image.BILINEAR), np.float32) / 255.0
-    crop_mask = np.asarray(Image.fromarray(np.uint8(crop_mask) * 255).resize((cw, ch), Image.BILINEAR)) >= 128
+    from .preprocess import resize_map
+
+    crop = np.stack([resize_map(crop[..., c], (ch, cw)) for c in range(3)], -1).clip(0.0, 1.0)
+    crop_mask = resize_map(crop_mask.astype(np.float32), (ch, cw)) >= 0.5
     y0, x0 = int(u * (h - ch + 1)), int(v * (w - cw + 1))
-    alpha = np.clip(ndi.gaussian_filter(crop_mask.astype(np.float32), feather, mode="constant"), 0.0, 1.0)
-    alpha = np.maximum(alpha, crop_mask * np.float32(0.5)) if feather > 0 else crop_mask.astype(np.float32)
+    # softened outside the polyp, at least half the donor inside it (where the new mask says polyp)
+    alpha = np.maximum(ndi.gaussian_filter(crop_mask.astype(np.float32), feather, mode="constant"), crop_mask * np.float32(0.5))
     out, new_mask = img.copy(), mask.copy()
     region = out[y0 : y0 + ch, x0 : x0 + cw]
     region[...] = alpha[..., None] * crop + (1.0 - alpha[..., None]) * region

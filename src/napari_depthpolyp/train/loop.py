@@ -172,7 +172,7 @@ class SampleSource(torch.utils.data.Dataset):
         self.degrader = Degrader(DegradeConfig(noise=cfg.noise)) if cfg.degrade else None
         self.aug = augment_preset(cfg.augment_preset)
         # frames with a polyp, the donors of --paste-prob
-        self.donors = np.flatnonzero([np.asarray(m).any() for m in cache.masks]) if cfg.paste_prob > 0 else None
+        self.donors = np.flatnonzero(np.asarray(cache.masks).reshape(len(cache), -1).any(1)) if cfg.paste_prob > 0 else None
         self.precomputed = cfg.teacher == "precomputed"
         if self.precomputed and cfg.paste_prob > 0:  # a stored depth map would not show the pasted polyp
             raise ValueError("--paste-prob needs a depth teacher that sees the pasted frame, not 'precomputed'")
@@ -215,7 +215,6 @@ class SampleSource(torch.utils.data.Dataset):
             torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
             torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None],
         )
-
 
     def _paste(self, image, mask, rng):
         """Another training frame's polyp, itself augmented, pasted into this frame."""
