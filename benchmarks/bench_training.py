@@ -24,7 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEPTHPOLYP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def step_rate(bf16: bool, steps: int, batch: int = 16) -> float:
+def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = True) -> float:
+    """One network step as the training loop takes it (``math_attention``: the math kernel of
+    ``scaled_dot_product_attention``, as ``train/loop.py`` uses; False: torch's default, the fused one)."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     torch.manual_seed(0)
     net = DepthPolyp().to(memory_format=torch.channels_last)
     crit = MultiTaskLoss()
@@ -33,17 +39,24 @@ def step_rate(bf16: bool, steps: int, batch: int = 16) -> float:
     m = (torch.rand(batch, 1, 224, 224) > 0.5).float()
     d = torch.rand(batch, 1, 224, 224)
     times = []
-    for i in range(steps + 2):
-        t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = net(x)
-        loss = crit(out, m, d)["total"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i >= 2:
-            times.append(time.perf_counter() - t)
+    ctx = sdpa_kernel([SDPBackend.MATH]) if math_attention else nullcontext()
+    with ctx:
+        for _ in range(steps + 2):
+            times.append(_one_step(net, crit, opt, x, m, d, bf16))
+    times = times[2:]
     return batch * len(times) / sum(times)
+
+
+def _one_step(net, crit, opt, x, m, d, bf16: bool) -> float:
+    """Seconds for one forward, loss, backward and optimiser step."""
+    t = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = net(x)
+    loss = crit(out, m, d)["total"]
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - t
 
 
 def loop_rate(steps: int) -> float | None:
@@ -75,6 +88,7 @@ def main() -> int:
         "threads": torch.get_num_threads(),
         "step_fp32_images_per_s": step_rate(False, args.steps),
         "step_bf16_images_per_s": step_rate(True, args.steps),
+        "step_bf16_fused_attention_images_per_s": step_rate(True, args.steps, math_attention=False),
         "loop_bf16_images_per_s": loop_rate(args.steps * 2),
     }
     for k, v in res.items():

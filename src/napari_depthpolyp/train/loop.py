@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..dataset import Dataset, DatasetError
 from ..io.atomic import atomic_open, write_json
@@ -451,11 +452,14 @@ class Trainer:
                 lr = lr_at(state["step"], total, warmup, cfg)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = net(image.contiguous(memory_format=torch.channels_last))
-                losses = criterion(logits, mask, depth if cfg.depth else None)
-                optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
+                # The math attention kernel: on this CPU the fused (flash) kernel's backward is
+                # slow for MiT-B0's shapes (3136 queries, 49 keys); the step is about 15 % faster.
+                with sdpa_kernel([SDPBackend.MATH]):
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                        logits = net(image.contiguous(memory_format=torch.channels_last))
+                    losses = criterion(logits, mask, depth if cfg.depth else None)
+                    optimizer.zero_grad(set_to_none=True)
+                    losses["total"].backward()
                 optimizer.step()
                 if ema is not None:
                     self._ema_update(ema, net, min(cfg.ema, (1 + state["step"]) / (10 + state["step"])))
