@@ -10,6 +10,8 @@
 # Decided before the run: 8e-4 helps if the selected val score beats main-v6-lr's .8003 by more than
 # the seed-to-seed spread (0.7 points), i.e. above .8073; it hurts below .7933. Released only if it
 # beats 1.5's .8191 (not expected: half the schedule, no fine-tune with polyp-free squares).
+# Result (2026-12-01, 137 min at a median 11.5 img/s): val .826 / .773 at epoch 98, score .8104
+# against main-v6-lr's .8003: +1.0 point, it helps. Not released (below .8191). docs/model-card.md.
 exec "$(dirname "$0")/_train.sh" main-v8-lr depthpolyp-kvasir-1.6-lr8 \
   --name depthpolyp-kvasir --version 1.6-lr8 --epochs 100 --warmup-epochs 5 --lr 8e-4 \
   --description "DepthPolyp trained on Kvasir-SEG train (800) with degradations and the light fall-off depth teacher, 100 epochs at lr 8e-4"
