@@ -8,7 +8,8 @@
 # .8191, held-out val squares not worse than 38 % by more than 5 points).
 # About 3 h 20 min on an idle 2-core CPU:
 #   setsid nohup scripts/runs/main-v5.sh >> ~/.cache/napari-depthpolyp/runs/main-v5.log 2>&1 < /dev/null &
-# Running it again after an interruption continues from the last checkpoint.
-exec "$(dirname "$0")/_train.sh" main-v5 depthpolyp-kvasir-1.6-base \
-  --name depthpolyp-kvasir --version 1.6-base --epochs 400 --warmup-epochs 20 --augment strong --colour \
+# Running it again after an interruption continues from the last checkpoint. Its output was named
+# 1.6-base until session 12, as main-v7-lr.sh's and main-v9-lr.sh's; now 1.6-base-e400.
+exec "$(dirname "$0")/_train.sh" main-v5 depthpolyp-kvasir-1.6-base-e400 \
+  --name depthpolyp-kvasir --version 1.6-base-e400 --epochs 400 --warmup-epochs 20 --augment strong --colour \
   --description "main-v4 (1.5-base's recipe) in 400 epochs: does a longer schedule fit the training frames better"

@@ -14,6 +14,8 @@
 # It is released as 1.6 by the usual rule: val score above .8191 and held-out val squares marked
 # not worse than 1.5's 33 % by more than 5 points.
 # Result: val .817 / .764 at epoch 58, score .8010: not better, not released (docs/model-card.md).
-# Running it again after an interruption continues from the last checkpoint.
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6 --colour --augment strong \
+# Running it again after an interruption continues from the last checkpoint. Its version was 1.6
+# when it ran (2026-12-01); renamed 1.6-restart in session 12, when main-v9-lr.sh's fine-tune took
+# 1.6, so that neither resumes from the other's run directory (ft-negatives-VERSION).
+exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-restart --colour --augment strong \
   --epochs 60 --lr 2e-4 --warmup-epochs 3 --ema 0.999 --val-every 4
