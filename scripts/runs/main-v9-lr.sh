@@ -10,7 +10,8 @@
 # Decided before the run: for the base, the twin comparison is main-v8-lr (.8104, reference
 # augmentation, same schedule and rate) and 1.5-base (.8165, 200 epochs at 2e-4). The fine-tune,
 # 1.6, is released in place of 1.5 only if its selected val score beats 1.5's .8191 and its share of
-# PolypGen polyp-free squares marked is not more than 5 points above 1.5's 33 %.
+# held-out val squares marked is not more than 5 points above 1.5's 33 % (this line first said
+# "PolypGen polyp-free squares", a slip: 33 % is the val squares' figure, as in the other scripts).
 # Result (2026-12-01, session 12): base val .821 / .766 at epoch 98, score .8043 (125 min at a median
 # 11.8 img/s): -0.6 against main-v8-lr, within the spread. Fine-tune 1.6: .821 / .761 at epoch 15,
 # score .8032 against .8191: not released. docs/model-card.md, "The wide recipe at 8e-4".

@@ -16,6 +16,7 @@
 # Result: val .817 / .764 at epoch 58, score .8010: not better, not released (docs/model-card.md).
 # Running it again after an interruption continues from the last checkpoint. Its version was 1.6
 # when it ran (2026-12-01); renamed 1.6-restart in session 12, when main-v9-lr.sh's fine-tune took
-# 1.6, so that neither resumes from the other's run directory (ft-negatives-VERSION).
+# 1.6: they would share a run directory (ft-negatives-VERSION, where the trainer refuses to resume
+# another configuration's checkpoint) and a model directory (out/depthpolyp-kvasir-VERSION).
 exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-restart --colour --augment strong \
   --epochs 60 --lr 2e-4 --warmup-epochs 3 --ema 0.999 --val-every 4
