@@ -2,7 +2,11 @@
 (fp32 and bf16 autocast, channels_last) and the whole loop (cache -> augment -> degrade -> teacher ->
 step) on real Kvasir-SEG frames.
 
-    python benchmarks/bench_training.py [--steps 8] [--json OUT]
+    python benchmarks/bench_training.py [--steps 8] [--json OUT] [--batches 8 16 32] [--profile]
+
+``--batches`` also measures the bf16 network step at other batch sizes (images/s per size).
+``--profile`` prints, instead of the rates, where one bf16 step at batch 16 spends its time: the
+operators with the most self CPU time, each with its input shapes, from ``torch.profiler``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEPTHPOLYP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = True) -> float:
-    """One network step as the training loop takes it (``math_attention``: the math kernel of
-    ``scaled_dot_product_attention``, as ``train/loop.py`` uses; False: torch's default, the fused one)."""
-    from contextlib import nullcontext
-
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
+def _step_setup(batch: int):
     torch.manual_seed(0)
     net = DepthPolyp().to(memory_format=torch.channels_last)
     crit = MultiTaskLoss()
@@ -38,13 +36,48 @@ def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = Tr
     x = torch.rand(batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
     m = (torch.rand(batch, 1, 224, 224) > 0.5).float()
     d = torch.rand(batch, 1, 224, 224)
+    return net, crit, opt, x, m, d
+
+
+def _attention(math_attention: bool):
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH]) if math_attention else nullcontext()
+
+
+def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = True) -> float:
+    """One network step as the training loop takes it (``math_attention``: the math kernel of
+    ``scaled_dot_product_attention``, as ``train/loop.py`` uses; False: torch's default, the fused one)."""
+    args = _step_setup(batch)
     times = []
-    ctx = sdpa_kernel([SDPBackend.MATH]) if math_attention else nullcontext()
-    with ctx:
+    with _attention(math_attention):
         for _ in range(steps + 2):
-            times.append(_one_step(net, crit, opt, x, m, d, bf16))
+            times.append(_one_step(*args, bf16))
     times = times[2:]
     return batch * len(times) / sum(times)
+
+
+def profile_step(steps: int = 3, rows: int = 25) -> str:
+    """The operators of a bf16 training step at batch 16 with the most self CPU time, by input shape."""
+    from torch.profiler import ProfilerActivity, profile
+
+    args = _step_setup(16)
+    with _attention(True):
+        for _ in range(2):
+            _one_step(*args, True)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for _ in range(steps):
+                _one_step(*args, True)
+    events = prof.key_averages(group_by_input_shape=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    lines = [f"one step: {total / 1e3 / steps:.0f} ms of self CPU time; the top {rows} operators (ms per step, share):"]
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:rows]:
+        shapes = ", ".join(str(list(s)) for s in e.input_shapes if s)[:90]
+        lines.append(f"  {e.self_cpu_time_total / 1e3 / steps:7.1f} ms {100 * e.self_cpu_time_total / total:5.1f} %"
+                     f"  {e.key:36s} x{e.count // steps:<3d} {shapes}")
+    return "\n".join(lines)
 
 
 def _one_step(net, crit, opt, x, m, d, bf16: bool) -> float:
@@ -83,7 +116,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--json")
+    ap.add_argument("--batches", type=int, nargs="*", default=[], help="also measure the bf16 step at these batch sizes")
+    ap.add_argument("--profile", action="store_true", help="only print where one bf16 step at batch 16 spends its time")
     args = ap.parse_args()
+    if args.profile:
+        print(profile_step())
+        return 0
     res = {
         "threads": torch.get_num_threads(),
         "step_fp32_images_per_s": step_rate(False, args.steps),
@@ -91,6 +129,8 @@ def main() -> int:
         "step_bf16_fused_attention_images_per_s": step_rate(True, args.steps, math_attention=False),
         "loop_bf16_images_per_s": loop_rate(args.steps * 2),
     }
+    for b in args.batches:
+        res[f"step_bf16_batch{b}_images_per_s"] = step_rate(True, args.steps, batch=b)
     for k, v in res.items():
         print(f"{k:28s} {v:.1f}" if isinstance(v, float) else f"{k:28s} {v}")
     if res["loop_bf16_images_per_s"]:
