@@ -223,3 +223,30 @@ def test_each_exporter_matches_torch(exported, batch):
         ref = torch.sigmoid(net(torch.from_numpy(x))).numpy()
     assert np.abs(seg - ref[:, :1]).max() < 1e-4
     assert np.abs(depth - ref[:, 1:]).max() < 1e-4
+
+
+def test_release_script_writes_the_same_tensors_under_the_release_version(model_dir, tmp_path):
+    """scripts/release_model.py: a candidate's tensors, bit for bit, under its release number; the
+    card and the ONNX metadata name the new version, the description keeps the working name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "release_model.py"
+    out = tmp_path / "format-test-1.0"
+    run = subprocess.run([sys.executable, str(script), str(model_dir.path), "--version", "1.0", "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    released = open_model(out)
+    assert released.card.version == "1.0" and released.card.config.get("version") == "1.0"
+    assert "trained as format-test-0.1" in released.card.description
+    assert released.card.default_threshold == model_dir.card.default_threshold
+    before, after = load_file(str(model_dir.weights_path)), load_file(str(released.weights_path))
+    assert before.keys() == after.keys() and all(before[k].equal(after[k]) for k in before)
+    props = {p.key: p.value for p in onnx.load(str(released.onnx_path)).metadata_props}
+    assert json.loads(props["depthpolyp_card"])["version"] == "1.0"
+    again = subprocess.run([sys.executable, str(script), str(model_dir.path), "--version", "1.0", "--out", str(out)],
+                           capture_output=True, text=True)
+    assert again.returncode == 1 and "already exists" in again.stderr

@@ -83,8 +83,8 @@ class Predictor:
     num_threads : CPU threads (default: all cores).
     tta : flip averaging: each frame also runs mirrored left-right, top-bottom and both, and the
         four probability and depth maps are mirrored back and averaged (4x the network time; with
-        depthpolyp-kvasir 1.5, +0.3 / +1.1 mean Dice clean / degraded on CVC-ClinicDB and none on
-        Kvasir-SEG val, ``docs/model-card.md``).
+        depthpolyp-kvasir 1.7, +1.3 / +1.3 mean Dice clean / degraded on CVC-ClinicDB and +0.1 / +0.1
+        on Kvasir-SEG val, ``docs/model-card.md``).
     """
 
     def __init__(

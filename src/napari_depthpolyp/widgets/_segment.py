@@ -1,7 +1,7 @@
 """Segment: propose polyp masks and depth for one frame, a frame range or a whole stack.
 
     Image       [layer ▾]                     a video, an image folder or one image
-    Model       [depthpolyp-kvasir 1.5 ▾] [↻] bundled models and the user's versions
+    Model       [depthpolyp-kvasir 1.7 ▾] [↻] bundled models and the user's versions
     Backend     [onnx ▾]  [ ] flip averaging   4 mirrored passes averaged: 4x slower, a little better
     Threshold   [────●────] 0.30               re-thresholds stored probabilities, no network run
     Frames      [All frames ▾]  from [0] to [47]
