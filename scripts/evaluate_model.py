@@ -105,7 +105,8 @@ def false_positives(model: str, threshold: float | None, out_dir: Path) -> int:
     root = SHARED / "polypgen-negative"
     print("\n| PolypGen sequence (no polyp) | frames | frames with a polyp marked | largest marked area |")
     print("|---|---|---|---|")
-    total = flagged = 0
+    areas: list[float] = []
+    flagged = 0
     for seq in sorted(p for p in root.iterdir() if p.is_dir()):
         out = out_dir / "polypgen-negative" / seq.name
         if not (out / "summary.json").is_file():
@@ -117,10 +118,14 @@ def false_positives(model: str, threshold: float | None, out_dir: Path) -> int:
                 return 1
         frames = [f for e in json.loads((out / "summary.json").read_text())["inputs"] for f in e["frames"]]
         marked = [f for f in frames if f["polyp_present"]]
-        total, flagged = total + len(frames), flagged + len(marked)
+        areas += [f["area_fraction"] for f in frames]
+        flagged += len(marked)
         largest = max((f["area_fraction"] for f in frames), default=0.0)
         print(f"| {seq.name} | {len(frames)} | {len(marked)} ({len(marked) / len(frames):.0%}) | {largest:.1%} of the frame |")
-    print(f"| **all** | {total} | **{flagged} ({flagged / max(total, 1):.0%})** | |")
+    print(f"| **all** | {len(areas)} | **{flagged} ({flagged / max(len(areas), 1):.0%})** | |")
+    for share in (0.01, 0.05):
+        n = sum(a > share for a in areas)
+        print(f"PolypGen frames with more than {share:.0%} of the frame marked: {n} of {len(areas)} ({n / max(len(areas), 1):.0%})")
     return 0
 
 

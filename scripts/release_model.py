@@ -3,9 +3,8 @@
 Candidates are trained under working names (``1.6-lr4``: the run that made them); the one that is
 released gets the next release number. The tensors are copied bit for bit (the weights file's header
 names the model, so its sha256 changes), the ONNX graph is exported again from them (its metadata
-embeds the card), and the
-card keeps everything else: parent, training data fingerprints, config, val metrics. Its
-description records the working name, so the release can be traced back to its run.
+embeds the card), and the card keeps everything else: parent, training data fingerprints, config,
+val metrics. Its description records the working name, so the release can be traced back to its run.
 
     python scripts/release_model.py SRC --version 1.7 --out src/napari_depthpolyp/weights/depthpolyp-kvasir-1.7
 
@@ -15,13 +14,14 @@ It refuses to write over an existing directory, like every model write.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 
 def main() -> int:
     from safetensors.torch import load_file
 
-    from napari_depthpolyp.models import ModelCard, ModelError, open_model, write_model
+    from napari_depthpolyp.models import ModelError, open_model, write_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src", help="the trained model directory (verified against its card)")
@@ -33,11 +33,12 @@ def main() -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    card = ModelCard(**src.card.to_dict())
-    trained_as = card.version
-    card.version = args.version
-    card.config = {**card.config, "version": args.version}
-    card.description = f"{card.description} (trained as {card.name}-{trained_as})"
+    card = dataclasses.replace(
+        src.card,
+        version=args.version,
+        config={**src.card.config, "version": args.version},
+        description=f"{src.card.description} (trained as {src.id})",
+    )
     state = load_file(str(src.weights_path))
     try:
         out = write_model(args.out, state, card)

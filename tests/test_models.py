@@ -236,8 +236,8 @@ def test_release_script_writes_the_same_tensors_under_the_release_version(model_
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "release_model.py"
     out = tmp_path / "format-test-1.0"
-    run = subprocess.run([sys.executable, str(script), str(model_dir.path), "--version", "1.0", "--out", str(out)],
-                         capture_output=True, text=True)
+    argv = [sys.executable, str(script), str(model_dir.path), "--version", "1.0", "--out", str(out)]
+    run = subprocess.run(argv, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     released = open_model(out)
     assert released.card.version == "1.0" and released.card.config.get("version") == "1.0"
@@ -247,6 +247,5 @@ def test_release_script_writes_the_same_tensors_under_the_release_version(model_
     assert before.keys() == after.keys() and all(before[k].equal(after[k]) for k in before)
     props = {p.key: p.value for p in onnx.load(str(released.onnx_path)).metadata_props}
     assert json.loads(props["depthpolyp_card"])["version"] == "1.0"
-    again = subprocess.run([sys.executable, str(script), str(model_dir.path), "--version", "1.0", "--out", str(out)],
-                           capture_output=True, text=True)
+    again = subprocess.run(argv, capture_output=True, text=True)
     assert again.returncode == 1 and "already exists" in again.stderr
