@@ -93,6 +93,7 @@ def _one_step(net, crit, opt, x, m, d, bf16: bool) -> float:
 
 
 def loop_rate(steps: int) -> float | None:
+    """The whole loop in the precision the trainer picks on this CPU (bf16 only where it is native)."""
     kvasir = SHARED / "kvasir-seg"
     if not kvasir.is_dir():
         print(f"loop: skipped ({kvasir} not found)", file=sys.stderr)
@@ -122,19 +123,23 @@ def main() -> int:
     if args.profile:
         print(profile_step())
         return 0
+    from napari_depthpolyp.train.loop import bf16_is_native
+
     res = {
         "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": bf16_is_native(),
         "step_fp32_images_per_s": step_rate(False, args.steps),
         "step_bf16_images_per_s": step_rate(True, args.steps),
         "step_bf16_fused_attention_images_per_s": step_rate(True, args.steps, math_attention=False),
-        "loop_bf16_images_per_s": loop_rate(args.steps * 2),
+        "loop_images_per_s": loop_rate(args.steps * 2),
     }
     for b in args.batches:
         res[f"step_bf16_batch{b}_images_per_s"] = step_rate(True, args.steps, batch=b)
     for k, v in res.items():
         print(f"{k:28s} {v:.1f}" if isinstance(v, float) else f"{k:28s} {v}")
-    if res["loop_bf16_images_per_s"]:
-        hours = 200 * 800 / res["loop_bf16_images_per_s"] / 3600
+    if res["loop_images_per_s"]:
+        hours = 200 * 800 / res["loop_images_per_s"] / 3600
         print(f"{'200 epochs x 800 frames':28s} {hours:.2f} h (without validation)")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -285,3 +285,18 @@ def test_resume_refuses_a_checkpoint_made_on_other_frames(tiny_dataset, tmp_path
             w.add(name, image, mask)
     with pytest.raises(ResumeError, match="other data"):
         Trainer(cfg, run_dir=tmp_path / "r").run(resume=True)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_only_where_the_cpu_has_it(tiny_dataset, tmp_path, monkeypatch, native):
+    """bf16 autocast is asked for by default but used only where the CPU computes bf16 natively
+    (emulated, on an AVX2-only CPU, it made the step 10x slower than fp32); the log says which."""
+    import napari_depthpolyp.train.loop as loop
+
+    monkeypatch.setattr(loop, "bf16_is_native", lambda: native)
+    events = []
+    cfg = _cfg(tiny_dataset, bf16=True, epochs=1, max_steps_per_epoch=1, val_data=None)
+    trainer = Trainer(cfg, run_dir=tmp_path / "run")
+    trainer.run(progress=events.append, out_dir=tmp_path / "model")
+    assert [e for e in events if e["event"] == "precision"] == [{"event": "precision", "bf16": native, "requested": True}]
+    assert trainer.history()[-1]["bf16"] is native

@@ -131,6 +131,10 @@ def _run_training(cfg, args) -> int:
             vals = " ".join(f"{k}={v:.4f}" for k, v in e.items() if k.startswith("val_"))
             print(f"epoch {e['epoch']}: loss {e.get('loss_total', float('nan')):.4f} "
                   f"{e['images_per_s']:.1f} img/s {vals}", file=sys.stderr)
+        elif kind == "precision":
+            print("precision: " + ("bf16 autocast" if e["bf16"] else "fp32" + (
+                " (this CPU has no native bf16: emulated bf16 is about 10x slower)" if e["requested"] else "")),
+                file=sys.stderr)
         elif kind in ("resumed", "cancelled", "early_stop"):
             print(f"{kind}: epoch {e['epoch']} batch {e['batch']}", file=sys.stderr)
 
@@ -266,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--no-depth", action="store_true", help="ablation: train without the depth task")
             s.add_argument("--no-degrade", action="store_true", help="train on clean frames only")
             s.add_argument("--no-uncertainty", action="store_true", help="fixed (unlearned) task weights")
-            s.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+            s.add_argument("--fp32", action="store_true", help="no bf16 autocast (it is used only where the CPU computes bf16 natively)")
 
     s = sub.add_parser("train", help="train DepthPolyp (resumable; writes a model directory)")
     training_args(s, finetune=False)
