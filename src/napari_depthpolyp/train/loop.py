@@ -5,7 +5,8 @@ fine-tune widget).
   on-disk cache; each step applies seeded geometric augmentation and degradations, and the depth
   teacher sees the degraded frame the student sees.
 * Optimisation: AdamW (or Adam), linear warm-up then cosine, channels_last, bf16 autocast where the
-  CPU computes bf16 natively (``bf16_is_native``; fp32 elsewhere, where bf16 is 10x slower), optional EMA of the weights (the EMA is what is validated and exported).
+  CPU computes bf16 natively (``bf16_is_native``; fp32 elsewhere, where bf16 is 10x slower),
+  optional EMA of the weights (the EMA is what is validated and exported).
 * Determinism: every sample's random generator is derived from (seed, epoch, index) and every
   batch's torch seed from (seed, epoch, batch), so a run resumed from any checkpoint continues
   exactly as an uninterrupted one.
