@@ -34,6 +34,7 @@ def test_predict_writes_masks_depth_overlays_and_reports_bad_inputs(format_model
     assert all((out / f["mask"]).is_file() for f in video["frames"])
     assert absent["status"] == "error" and "missing.png" in absent["error"]
     assert summary["model"]["sha256"] == format_model.sha256()
+    assert summary["model"]["min_region"] == 0.0  # how the masks were made: nothing dropped by default
     assert "error" in capsys.readouterr().err
 
 
@@ -94,6 +95,10 @@ def test_eval_on_a_real_subset(format_model, kvasir_dir, tmp_path):
     main(["eval", "--data", str(kvasir_dir), "--split", "val", "--model", str(format_model.path),
           "--limit", "4", "--tta", "--json", str(flipped)])
     assert json.loads(flipped.read_text())["tta"] is True
+    kept = tmp_path / "min-region.json"
+    main(["eval", "--data", str(kvasir_dir), "--split", "val", "--model", str(format_model.path),
+          "--limit", "4", "--min-region", "0.25", "--json", str(kept)])
+    assert json.loads(kept.read_text())["min_region"] == 0.0025 and res["min_region"] == 0.0
 
 
 def test_finetune_uses_whole_folders_unless_a_split_is_named():

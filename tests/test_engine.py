@@ -63,6 +63,21 @@ def test_rethresholding_never_runs_the_network(predictor, monkeypatch):
     assert calls == []
 
 
+def test_min_region_drops_small_marked_regions_in_masks_and_summaries(format_model):
+    frame = np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    plain = Predictor(format_model).predict_frame(frame)
+    p = Predictor(format_model, min_region=0.05)
+    r = p.predict_frame(frame)
+    assert r.min_region == 0.05 and plain.min_region == 0.0
+    assert np.array_equal(r.probability, plain.probability)  # the network's answer is kept whole
+    assert np.array_equal(r.mask, apply_threshold(r.probability, r.threshold, 0.05))
+    assert r.mask.sum() <= plain.mask.sum() and not (r.mask & ~plain.mask).any()
+    assert r.summary["area_fraction"] == pytest.approx(r.mask.mean())
+    assert p.provenance()["min_region"] == 0.05 and Predictor(format_model).provenance()["min_region"] == 0.0
+    with pytest.raises(ValueError, match="share of the frame"):
+        Predictor(format_model, min_region=2.0)
+
+
 class CountingStack:
     """A lazy T×H×W×3 stack that records which frames were read and when."""
 

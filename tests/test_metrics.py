@@ -236,3 +236,26 @@ def test_frame_summary():
     assert s["uncertainty"] == pytest.approx(M.uncertainty_score(p, 0.3))
     e = M.frame_summary(np.full((16, 16), 0.1), 0.3)
     assert e["polyp_present"] is False and e["area_fraction"] == 0.0 and e["mean_prob_in_mask"] == 0.0
+
+
+def test_small_regions_are_dropped_only_when_asked():
+    p = np.zeros((20, 20), np.float32)
+    p[2:12, 2:12] = 0.9  # 100 px: 25 % of the frame
+    p[15, 15] = p[15, 16] = 0.8  # 2 px: 0.5 %
+    p[18, 2] = 0.5  # 1 px, touching nothing (4-connected)
+    marked = p >= 0.3
+    assert np.array_equal(M.drop_small_regions(marked, 0.0), marked)
+    kept = M.drop_small_regions(marked, 0.005)  # keeps regions of at least 2 px
+    assert kept[2:12, 2:12].all() and kept[15, 15] and not kept[18, 2]
+    assert M.drop_small_regions(marked, 0.01).sum() == 100
+    s = M.frame_summary(p, 0.3, min_region=0.01)
+    assert s["area_fraction"] == pytest.approx(0.25) and s["mean_prob_in_mask"] == pytest.approx(0.9)
+    assert M.frame_summary(p, 0.3, min_region=0.3)["polyp_present"] is False
+    # the evaluator sees the removed regions as unmarked, in the binary and the continuous measures
+    gt = np.zeros((20, 20), bool)
+    gt[2:12, 2:12] = True
+    plain, filtered = M.SegmentationEvaluator(0.3), M.SegmentationEvaluator(0.3, min_region=0.01)
+    assert plain.add(p, gt)["dice"] < 1.0 == filtered.add(p, gt)["dice"]
+    assert filtered.per_image()[0]["pred_area"] == 100
+    with pytest.raises(ValueError, match="share of the frame"):
+        M.drop_small_regions(marked, 1.5)

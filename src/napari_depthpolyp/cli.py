@@ -187,7 +187,8 @@ def cmd_eval(args) -> int:
     from .engine import Predictor
     from .evaluate import evaluate
 
-    predictor = Predictor(args.model, backend=args.backend, threshold=args.threshold, tta=args.tta)
+    predictor = Predictor(args.model, backend=args.backend, threshold=args.threshold, tta=args.tta,
+                          min_region=args.min_region)
     dataset = Dataset.open(args.data, split=args.split)
     bar = Progress(f"eval {Path(args.data).name}")
     result = evaluate(

@@ -51,7 +51,7 @@ def evaluate(
         raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
     thr = predictor.threshold if threshold is None else float(threshold)
     size = predictor.input_size
-    evaluator = SegmentationEvaluator(threshold=thr)
+    evaluator = SegmentationEvaluator(threshold=thr, min_region=predictor.min_region)
     teach = make_teacher(teacher) if teacher else None
     consistency, teacher_corr = [], []
     n = len(dataset) if limit is None else min(limit, len(dataset))
@@ -92,6 +92,7 @@ def evaluate(
             "model_sha256": predictor.model.sha256(),
             "backend": predictor.backend,
             "tta": predictor.tta,
+            "min_region": evaluator.min_region,
             "data": str(dataset.root),
         }
     )

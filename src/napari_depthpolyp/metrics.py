@@ -62,6 +62,7 @@ __all__ = [
     "binary_metrics",
     "boundary_uncertainty",
     "depth_consistency",
+    "drop_small_regions",
     "frame_summary",
     "mean_binary_entropy",
     "pearson",
@@ -164,6 +165,38 @@ def binarize(prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarr
     return as_probability(arr) >= _check_threshold(threshold)
 
 
+def check_min_region(min_region: float) -> float:
+    min_region = float(min_region)
+    if not 0.0 <= min_region < 1.0 or math.isnan(min_region):
+        raise ValueError(f"the smallest region kept must be a share of the frame in [0, 1), got {min_region}")
+    return min_region
+
+
+def drop_small_regions(mask: np.ndarray, min_region: float) -> np.ndarray:
+    """``mask`` without its connected regions (4-connected) smaller than ``min_region`` of the frame's
+    area. ``min_region`` 0 returns the mask unchanged (the default everywhere)."""
+    mask = np.asarray(mask, dtype=bool)
+    if check_min_region(min_region) == 0.0 or not mask.any():
+        return mask
+    from scipy import ndimage as ndi
+
+    labels, n = ndi.label(mask)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = sizes >= min_region * mask.size
+    keep[0] = False
+    return keep[labels]
+
+
+def suppress_small_regions(prob: np.ndarray, threshold: float, min_region: float) -> np.ndarray:
+    """``prob`` with the pixels of the regions that ``drop_small_regions`` removes set to 0, so that
+    every measure (binary at ``threshold`` and the continuous ones) sees them removed."""
+    if check_min_region(min_region) == 0.0:
+        return prob
+    marked = prob >= _check_threshold(threshold)
+    removed = marked & ~drop_small_regions(marked, min_region)
+    return np.where(removed, np.float32(0.0), prob).astype(prob.dtype, copy=False) if removed.any() else prob
+
+
 def _check_same_shape(a: np.ndarray, b: np.ndarray, name: str | None, what=("prediction", "mask")) -> None:
     if a.shape != b.shape:
         label = f" for {name!r}" if name is not None else ""
@@ -255,8 +288,9 @@ class SegmentationEvaluator:
     With no image added, every metric of the summary is ``None``.
     """
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD, *, minmax: bool = True):
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, *, minmax: bool = True, min_region: float = 0.0):
         self.threshold = _check_threshold(threshold)
+        self.min_region = check_min_region(min_region)  # marked regions smaller than this share are removed
         self.minmax = bool(minmax)
         self._rows: list[dict] = []
         self._dice_curve_sum: np.ndarray | None = None
@@ -267,6 +301,8 @@ class SegmentationEvaluator:
     def add(self, prob: np.ndarray, mask: np.ndarray, name: str | None = None) -> dict:
         """Evaluate one image; returns its metrics. ``ValueError`` names ``name`` on a shape mismatch."""
         p = as_probability(prob) if np.asarray(prob).dtype != bool else _squeeze2d(prob, "prediction")
+        if self.min_region:
+            p = drop_small_regions(p, self.min_region) if p.dtype == bool else suppress_small_regions(p, self.threshold, self.min_region)
         gt = as_mask(mask)
         _check_same_shape(p, gt, name)
         row: dict = {"name": name if name is not None else str(len(self._rows))}
@@ -469,12 +505,13 @@ def combine_uncertainty(entropy: float, boundary: float, temporal: float | None 
     return float(np.clip(sum(weights[k] * parts[k] for k in weights), 0.0, 1.0))
 
 
-def frame_summary(prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> dict:
+def frame_summary(prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD, min_region: float = 0.0) -> dict:
     """Per-frame facts for review tables: ``polyp_present``, ``area_fraction``,
     ``mean_prob_in_mask`` (0.0 when the predicted mask is empty) and ``uncertainty``
-    (:func:`uncertainty_score` without neighbours)."""
+    (:func:`uncertainty_score` without neighbours). The mask drops regions smaller than
+    ``min_region`` of the frame (:func:`drop_small_regions`)."""
     p = as_probability(prob)
-    mask = p >= _check_threshold(threshold)
+    mask = drop_small_regions(p >= _check_threshold(threshold), min_region)
     n = int(np.count_nonzero(mask))
     return {
         "polyp_present": bool(n > 0),
