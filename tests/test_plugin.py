@@ -264,6 +264,17 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     assert session.threshold == 0.95 and mask.metadata["depthpolyp"]["threshold"] == 0.95
     np.testing.assert_array_equal(mask.data[1:3], corrected)
     np.testing.assert_array_equal(mask.data[0], decode_map(prob.data[0]) >= 0.95)
+    # the smallest region kept: the spin box (in % of the frame) re-thresholds the same frames
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("napari_depthpolyp.engine.Predictor.run_batch", lambda *a: pytest.fail("network ran"))
+        seg.min_region.setValue(1.0)
+        seg._apply_threshold()
+    assert session.min_region == 0.01 and mask.metadata["depthpolyp"]["min_region"] == 0.01
+    np.testing.assert_array_equal(mask.data[1:3], corrected)
+    np.testing.assert_array_equal(mask.data[0], apply_threshold(decode_map(prob.data[0]), 0.95, 0.01))
+    seg.min_region.setValue(0.0)
+    seg._apply_threshold()
+    assert session.min_region == 0.0
 
     # keys and buttons: accept frame 0, mark 3 empty (with a real key press on the canvas)
     viewer.dims.set_point(0, 0)

@@ -380,3 +380,24 @@ def test_import_masks_from_a_folder_or_a_stack(tmp_path):
     (tmp_path / "empty-folder").mkdir()
     with pytest.raises(ReviewError, match="no mask is named like these frames"):
         s.import_masks(tmp_path / "empty-folder")
+
+
+def test_smallest_region_kept_shapes_the_proposals_and_is_saved(tmp_path):
+    s = make_session(tmp_path, n=3)
+    speck = blob(20, 10)
+    speck[2, 45] = speck[3, 45] = 0.9  # a 2 px false region beside the polyp
+    s.add_predictions([pred(0, speck)])
+    s.accept(1)
+    accepted = s.masks[1].copy()
+    assert s.masks[0, 2, 45]
+    assert sorted(s.set_threshold(0.5, min_region=0.01)) == [0, 2]  # 1 % of 2000 px: 20 px
+    assert not s.masks[0, :5, 40:].any() and s.masks[0, 20, 10]
+    np.testing.assert_array_equal(s.masks[1], accepted)  # reviewed frames keep their masks
+    np.testing.assert_array_equal(s.proposal(0), s.masks[0])
+    s.save()
+    again = ReviewSession.load(s.folder)
+    assert again.min_region == 0.01 and again.threshold == 0.5
+    s.set_threshold(0.5)  # min_region unchanged when not given
+    assert s.min_region == 0.01
+    with pytest.raises(ValueError, match="share of the frame"):
+        s.set_threshold(0.5, min_region=-0.1)

@@ -15,8 +15,9 @@ Rules
   changes the masks of *unreviewed* frames; accepted, corrected and empty frames keep their masks.
   Painting on any frame marks it ``corrected``; "mark empty" clears the mask; "reset" goes back to
   the model's proposal at the current threshold.
-* **Thresholding** is :func:`napari_depthpolyp.engine.apply_threshold` (``prob >= t``) on the stored
-  probability, never a new network run.
+* **Thresholding** is :func:`napari_depthpolyp.engine.apply_threshold` (``prob >= t``, then, with
+  ``min_region`` > 0, without the marked regions smaller than that share of the frame) on the
+  stored probability, never a new network run.
 * **Memory.** Probability and depth are stored as float32 while both stacks fit in
   ``DEPTHPOLYP_FLOAT_MAPS_MB`` (default 512 MB); larger stacks store them as uint8 quantised with a
   step of 1/255 (``q = round(p·255)``, read back as ``q/255``; thresholds then act on the quantised
@@ -33,7 +34,7 @@ Autosave and resume
 (or under ``user_dir()/sessions`` when the source's folder is not writable or the frames have no
 file), or any folder given::
 
-    session.json        format, source (path, n_frames, frame_shape), threshold, the models that
+    session.json        format, source (path, n_frames, frame_shape), threshold, min_region, the models that
                         proposed masks, and every frame that is not unreviewed:
                         {"12": {"status": "corrected", "name": "cju0qkwl35piu0993l0dewei2",
                                 "mask": "masks/000012.png", "mask_digest": ..., "model": 0}}
@@ -67,6 +68,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .engine import apply_threshold
+from .metrics import check_min_region, drop_small_regions
 from .metrics import boundary_uncertainty, combine_uncertainty, mean_binary_entropy, temporal_disagreement
 
 __all__ = [
@@ -131,16 +133,17 @@ def decode_map(stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.float32, copy=False)
 
 
-def threshold_map(stored: np.ndarray, threshold: float) -> np.ndarray:
-    """``apply_threshold(decode_map(stored), threshold)`` without decoding: a uint8 map is compared
-    with the first stored level that passes (the same result, bit for bit, several times faster:
-    re-thresholding a long video runs on napari's thread)."""
+def threshold_map(stored: np.ndarray, threshold: float, min_region: float = 0.0) -> np.ndarray:
+    """``apply_threshold(decode_map(stored), threshold, min_region)`` without decoding: a uint8 map
+    is compared with the first stored level that passes (the same result, bit for bit, several times
+    faster: re-thresholding a long video runs on napari's thread)."""
     stored = np.asarray(stored)
     if stored.dtype == np.uint8:
         passes = apply_threshold(np.arange(256, dtype=np.float32) / np.float32(255.0), threshold)
         first = int(np.argmax(passes)) if passes.any() else 256  # monotone: every level above passes too
-        return stored >= first if first < 256 else np.zeros(stored.shape, bool)
-    return apply_threshold(stored.astype(np.float32, copy=False), threshold)
+        mask = stored >= first if first < 256 else np.zeros(stored.shape, bool)
+        return drop_small_regions(mask, min_region) if min_region else mask
+    return apply_threshold(stored.astype(np.float32, copy=False), threshold, min_region)
 
 
 def thumbnail(prob: np.ndarray, size: int = THUMB) -> np.ndarray:
@@ -285,6 +288,7 @@ class ReviewSession:
         folder: str | os.PathLike | None = None,
         beside: bool = True,
         threshold: float = 0.5,
+        min_region: float = 0.0,
         map_dtype=None,
         temporal: bool = True,
         frame_names: Sequence[str] | None = None,
@@ -297,6 +301,7 @@ class ReviewSession:
         self.name = str(name)
         self.folder = Path(folder) if folder else sidecar_for(self.source, self.name, beside=beside)
         self.threshold = float(threshold)
+        self.min_region = check_min_region(min_region)  # proposals drop marked regions smaller than this
         self.temporal = bool(temporal)
         self.frame_names = list(frame_names) if frame_names is not None else None
         self.map_dtype = np.dtype(map_dtype) if map_dtype is not None else choose_map_dtype(self.n, self.shape)
@@ -398,7 +403,7 @@ class ReviewSession:
 
     def add_model(self, provenance: dict[str, Any]) -> int:
         """Register the provenance of a model (or return the index of the same one)."""
-        prov = {k: v for k, v in provenance.items() if k not in ("threshold", "path")}
+        prov = {k: v for k, v in provenance.items() if k not in ("threshold", "min_region", "path")}
         for k, known in enumerate(self.models):
             if known == prov:
                 return k
@@ -424,7 +429,7 @@ class ReviewSession:
             self.predicted[i] = True
             self.frame_model[i] = model
             if self.status[i] == UNREVIEWED:
-                self.masks[i] = threshold_map(p.probability, self.threshold)
+                self.masks[i] = threshold_map(p.probability, self.threshold, self.min_region)
             done.append(i)
         self._rescore({j for i in done for j in (i - 1, i, i + 1)})
         return done
@@ -434,20 +439,22 @@ class ReviewSession:
         i = self._check(i)
         if not self.predicted[i]:
             return np.zeros(self.shape, np.uint8)
-        return threshold_map(self.probability[i], self.threshold).astype(np.uint8)
+        return threshold_map(self.probability[i], self.threshold, self.min_region).astype(np.uint8)
 
-    def set_threshold(self, threshold: float) -> list[int]:
+    def set_threshold(self, threshold: float, min_region: float | None = None) -> list[int]:
         """Re-threshold the stored probability of every *unreviewed* predicted frame (reviewed frames
-        keep their masks) and re-rank. Returns the frames whose mask was recomputed."""
+        keep their masks) and re-rank; ``min_region`` (default: unchanged) also sets the smallest
+        region the proposals keep. Returns the frames whose mask was recomputed."""
         threshold = float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
-        if threshold != self.threshold:
+        min_region = self.min_region if min_region is None else check_min_region(min_region)
+        if threshold != self.threshold or min_region != self.min_region:
             self._dirty = True
-        self.threshold = threshold
+        self.threshold, self.min_region = threshold, min_region
         frames = [int(i) for i in np.flatnonzero(self.predicted & (self.status == UNREVIEWED))]
         for i in frames:
-            self.masks[i] = threshold_map(self.probability[i], threshold)
+            self.masks[i] = threshold_map(self.probability[i], threshold, min_region)
         self._rescore(self._thumbs.keys(), boundary=True)
         return frames
 
@@ -544,6 +551,7 @@ class ReviewSession:
             "saved": _now(),
             "source": {"path": self.source, "name": self.name, "n_frames": self.n, "frame_shape": list(self.shape)},
             "threshold": self.threshold,
+            "min_region": self.min_region,
             "temporal": self.temporal,
             "models": self.models,
             "counts": self.counts(),
@@ -653,7 +661,7 @@ class ReviewSession:
         kwargs.setdefault("source", src.get("path"))
         kwargs.setdefault("name", src.get("name") or "frames")
         session = cls(n, shape, folder=folder, threshold=float(data.get("threshold", 0.5)),
-                      temporal=bool(data.get("temporal", True)), **kwargs)
+                      min_region=float(data.get("min_region", 0.0)), temporal=bool(data.get("temporal", True)), **kwargs)
         session.created = data.get("created", session.created)
         session.models = list(data.get("models") or [])
         entries = data.get("frames") or {}
@@ -749,7 +757,7 @@ class ReviewSession:
                 status=STATUSES[self.status[i]],
                 mask=self.masks[i] != 0,
                 depth=self.depth_of(i) if include_depth else None,
-                proposed_by={**model, "threshold": self.threshold} if model else None,
+                proposed_by={**model, "threshold": self.threshold, "min_region": self.min_region} if model else None,
             ))
         return items
 

@@ -160,10 +160,12 @@ class ReviewController(QObject):
                 layer.refresh()
 
     def record_review(self) -> None:
-        record(self.mask_layer, review=self.session.counts(), threshold=self.session.threshold)
+        record(self.mask_layer, review=self.session.counts(), threshold=self.session.threshold,
+               min_region=self.session.min_region)
 
     def record_provenance(self, provenance: dict[str, Any]) -> None:
-        values = {**provenance, "threshold": self.session.threshold, "time": now_iso()}
+        values = {**provenance, "threshold": self.session.threshold, "min_region": self.session.min_region,
+                  "time": now_iso()}
         for layer in (self.mask_layer, self.prob_layer, self.depth_layer):
             if layer is not None:
                 record(layer, **values)
@@ -199,15 +201,16 @@ class ReviewController(QObject):
             self.refresh()
         self.touch()
 
-    def set_threshold(self, threshold: float) -> None:
-        if float(threshold) == self.session.threshold:
+    def set_threshold(self, threshold: float, min_region: float | None = None) -> None:
+        """A new threshold (and, given, smallest region kept) for the unreviewed proposals."""
+        if float(threshold) == self.session.threshold and min_region in (None, self.session.min_region):
             return
-        changed = self.session.set_threshold(threshold)
+        changed = self.session.set_threshold(threshold, min_region)
         if changed:
             self.refresh(maps=False)
         for layer in (self.mask_layer, self.prob_layer, self.depth_layer):
             if layer is not None:
-                record(layer, threshold=self.session.threshold)
+                record(layer, threshold=self.session.threshold, min_region=self.session.min_region)
         self.touch()
 
     # -- review actions (buttons and keys) --------------------------------------------------------
