@@ -11,7 +11,9 @@
 # (scripts/runs/ft-negatives.sh ~/.cache/napari-depthpolyp/out/depthpolyp-kvasir-1.8-base-lr8 1.8-lr8 --colour,
 # as 1.7 was made) is released as 1.8 if it beats 1.7's val score .8277 and marks the held-out val
 # squares not more than 5 points above 1.7's 34 %.
-# Started at the end of session 14 (2026-12-01).
+# Started at the end of session 14 (2026-12-01); its checkpoint was lost with that machine. Session 15
+# restarted it and stopped it after 12 steps: that machine had AVX2 only (bf16 emulated, 0.5 img/s;
+# fp32 5.5 img/s, about 8 h for 200 epochs). It needs a machine with native bf16.
 exec "$(dirname "$0")/_train.sh" main-v10-lr depthpolyp-kvasir-1.8-base-lr8 \
   --name depthpolyp-kvasir --version 1.8-base-lr8 --epochs 200 --warmup-epochs 10 --augment strong --colour --lr 8e-4 \
   --description "DepthPolyp trained on Kvasir-SEG train (800) with wide geometric and colour augmentation, degradations and the light fall-off depth teacher, lr 8e-4"
