@@ -401,3 +401,8 @@ def test_smallest_region_kept_shapes_the_proposals_and_is_saved(tmp_path):
     assert s.min_region == 0.01
     with pytest.raises(ValueError, match="share of the frame"):
         s.set_threshold(0.5, min_region=-0.1)
+    data = json.loads((s.folder / "session.json").read_text())
+    data["min_region"] = "big"
+    (s.folder / "session.json").write_text(json.dumps(data))
+    with pytest.raises(ReviewError, match="session.json: its threshold or smallest region"):
+        ReviewSession.load(s.folder)

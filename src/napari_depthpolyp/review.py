@@ -660,8 +660,13 @@ class ReviewSession:
             )
         kwargs.setdefault("source", src.get("path"))
         kwargs.setdefault("name", src.get("name") or "frames")
-        session = cls(n, shape, folder=folder, threshold=float(data.get("threshold", 0.5)),
-                      min_region=float(data.get("min_region", 0.0)), temporal=bool(data.get("temporal", True)), **kwargs)
+        try:
+            threshold = float(data.get("threshold", 0.5))
+            min_region = check_min_region(data.get("min_region", 0.0))
+        except (TypeError, ValueError) as exc:
+            raise ReviewError(f"{path}: its threshold or smallest region is not valid ({exc})") from exc
+        session = cls(n, shape, folder=folder, threshold=threshold, min_region=min_region,
+                      temporal=bool(data.get("temporal", True)), **kwargs)
         session.created = data.get("created", session.created)
         session.models = list(data.get("models") or [])
         entries = data.get("frames") or {}
