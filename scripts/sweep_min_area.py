@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage as ndi
 
 from napari_depthpolyp.degrade import degrade_seeded
 from napari_depthpolyp.dataset import Dataset
 from napari_depthpolyp.engine import Predictor
 from napari_depthpolyp.evaluate import degraded_frame_seed
 from napari_depthpolyp.io.images import list_images, read_image
+from napari_depthpolyp.metrics import binary_metrics, drop_small_regions
 from napari_depthpolyp.negatives import write_negative_crops
 from napari_depthpolyp.paths import cache_dir
 from napari_depthpolyp.preprocess import resize_batch, resize_mask, to_float_rgb
@@ -52,18 +52,8 @@ def probabilities(predictor: Predictor, ds: Dataset, degraded: bool = False):
         yield predictor.run_batch(x)[0][0], m.astype(bool)
 
 
-def drop_small(mask: np.ndarray, share: float) -> np.ndarray:
-    if share <= 0 or not mask.any():
-        return mask
-    labels, n = ndi.label(mask)
-    keep = np.zeros(n + 1, bool)
-    keep[1:] = ndi.sum(mask, labels, range(1, n + 1)) / mask.size >= share
-    return keep[labels]
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
+def dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    return binary_metrics(pred, gt)["dice"]
 
 
 def main() -> int:
@@ -93,12 +83,12 @@ def main() -> int:
         row = {"min_region": share}
         for k in ("clean", "degraded"):
             before = [dice(prob >= thr, m) for prob, m in sets[k]]
-            after = [dice(drop_small(prob >= thr, share), m) for prob, m in sets[k]]
+            after = [dice(drop_small_regions(prob >= thr, share), m) for prob, m in sets[k]]
             row[k] = float(np.mean(after))
             row[f"{k}_frames_worse"] = int(sum(a < b - 0.01 for a, b in zip(after, before)))
         row["score"] = 0.7 * row["clean"] + 0.3 * row["degraded"]
         for k in ("squares", "polypgen"):
-            row[f"{k}_marked"] = float(np.mean([drop_small(prob >= thr, share).any() for prob in sets[k]]))
+            row[f"{k}_marked"] = float(np.mean([drop_small_regions(prob >= thr, share).any() for prob in sets[k]]))
         rows.append(row)
         print(f"| {share:.2%} | {row['clean']:.4f} | {row['degraded']:.4f} | {row['score']:.4f} | "
               f"{row['clean_frames_worse']} / {row['degraded_frames_worse']} | {row['squares_marked']:.0%} | "

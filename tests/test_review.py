@@ -87,6 +87,12 @@ def test_quantised_maps_threshold_within_one_step():
     for t in (0.0, 0.3, 0.5, 128 / 255, 0.999, 1.0):
         np.testing.assert_array_equal(threshold_map(stored, t), apply_threshold(decode_map(stored), t))
     np.testing.assert_array_equal(threshold_map(p, 0.3), p >= 0.3)
+    # with a smallest region kept, the table lookup still equals the rule on the decoded map
+    specks = np.zeros((16, 16), np.uint8)
+    specks[2:8, 2:8], specks[12, 12] = 200, 220
+    for t in (0.3, 0.8):
+        np.testing.assert_array_equal(threshold_map(specks, t, 0.01), apply_threshold(decode_map(specks), t, 0.01))
+    assert not threshold_map(specks, 0.3, 0.01)[12, 12] and threshold_map(specks, 0.3, 0.01)[4, 4]
 
 
 def test_ranking_combines_entropy_boundary_and_neighbours():

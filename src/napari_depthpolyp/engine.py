@@ -30,8 +30,7 @@ def apply_threshold(probability: np.ndarray, threshold: float, min_region: float
     """The mask at ``threshold`` (probability >= threshold), the one rule used everywhere; with
     ``min_region`` > 0, without its connected regions smaller than that share of the frame
     (``metrics.drop_small_regions``; off by default, ``docs/model-card.md`` has what it does)."""
-    mask = probability >= threshold
-    return drop_small_regions(mask, min_region) if min_region else mask
+    return drop_small_regions(probability >= threshold, min_region)
 
 
 @dataclass

@@ -61,6 +61,7 @@ __all__ = [
     "binarize",
     "binary_metrics",
     "boundary_uncertainty",
+    "check_min_region",
     "depth_consistency",
     "drop_small_regions",
     "frame_summary",

@@ -18,6 +18,7 @@ the damage is kept.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -180,8 +181,6 @@ def add_engine_args(s) -> None:
 
 
 def _percent_of_frame(text: str) -> float:
-    import argparse
-
     try:
         value = float(text)
     except ValueError:

@@ -141,8 +141,7 @@ def threshold_map(stored: np.ndarray, threshold: float, min_region: float = 0.0)
     if stored.dtype == np.uint8:
         passes = apply_threshold(np.arange(256, dtype=np.float32) / np.float32(255.0), threshold)
         first = int(np.argmax(passes)) if passes.any() else 256  # monotone: every level above passes too
-        mask = stored >= first if first < 256 else np.zeros(stored.shape, bool)
-        return drop_small_regions(mask, min_region) if min_region else mask
+        return drop_small_regions(stored >= first if first < 256 else np.zeros(stored.shape, bool), min_region)
     return apply_threshold(stored.astype(np.float32, copy=False), threshold, min_region)
 
 
