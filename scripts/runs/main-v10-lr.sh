@@ -14,6 +14,9 @@
 # Started at the end of session 14 (2026-12-01); its checkpoint was lost with that machine. Session 15
 # restarted it and stopped it after 12 steps: that machine had AVX2 only (bf16 emulated, 0.5 img/s;
 # fp32 5.5 img/s, about 8 h for 200 epochs). It needs a machine with native bf16.
+# Session 16 found the same AVX2 machine with its cache kept, so it started the run again from epoch 0
+# in fp32 (the loop picks fp32 where bf16 is not native; about 5 img/s, 150 s an epoch, 8-9 h in all):
+# it spans sessions on this machine, resumed by running this script again.
 exec "$(dirname "$0")/_train.sh" main-v10-lr depthpolyp-kvasir-1.8-base-lr8 \
   --name depthpolyp-kvasir --version 1.8-base-lr8 --epochs 200 --warmup-epochs 10 --augment strong --colour --lr 8e-4 \
   --description "DepthPolyp trained on Kvasir-SEG train (800) with wide geometric and colour augmentation, degradations and the light fall-off depth teacher, lr 8e-4"
