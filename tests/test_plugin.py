@@ -23,17 +23,25 @@ H, W = 96, 120
 WAIT = 90_000  # ms; generous for a shared 2-core machine
 
 
-def real_frames(kvasir_dir, n, size=(W, H)):
-    files = sorted((kvasir_dir / "images").iterdir())[:n]
-    return np.stack([np.asarray(PILImage.open(f).convert("RGB").resize(size, PILImage.BILINEAR)) for f in files])
+def real_frames(n, size=(W, H)):
+    """``n`` real frames at one size, from the bundled Kvasir-SEG samples (past the sixth, the same
+    frames mirrored), so that the plugin tests run on a fresh clone without ``../shared/data``."""
+    from napari_depthpolyp._sample_data import SAMPLES
+
+    files = sorted((SAMPLES / "frames").glob("*.jpg"))
+    frames = []
+    for k in range(n):
+        frame = np.asarray(PILImage.open(files[k % len(files)]).convert("RGB").resize(size, PILImage.BILINEAR))
+        frames.append(frame[:, ::-1] if (k // len(files)) % 2 else frame)
+    return np.ascontiguousarray(np.stack(frames))
 
 
 @pytest.fixture
-def frames_folder(kvasir_dir, tmp_path):
-    """Four real Kvasir frames resized to one size, saved as a folder of PNGs (a frame source)."""
+def frames_folder(tmp_path):
+    """Four real Kvasir-SEG frames (the bundled samples) at one size, saved as a folder of PNGs."""
     folder = tmp_path / "frames"
     folder.mkdir()
-    for i, frame in enumerate(real_frames(kvasir_dir, 4)):
+    for i, frame in enumerate(real_frames(4)):
         PILImage.fromarray(frame).save(folder / f"frame{i}.png")
     return folder
 
@@ -372,18 +380,19 @@ def test_review_starts_from_imported_masks(make_napari_viewer, qtbot, frames_fol
     assert review.import_masks(str(tmp_path / "nothing-here")) == []  # an error notification, nothing changed
 
 
-def run_long(viewer, kvasir_dir, model):
+def run_long(viewer, model):
     """Start Segment on a 48-frame stack called "long" (6 batches of 8): (widget, worker)."""
-    stack = np.concatenate([real_frames(kvasir_dir, 4)] * 12)
+    stack = np.concatenate([real_frames(4)] * 12)
     viewer.add_image(stack, name="long", rgb=True)
     seg = dock(viewer, "Segment")
     seg.select_model(str(model.path))
     return seg, seg.run()
 
 
-def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, kvasir_dir, plugin_model):
+def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, plugin_model, monkeypatch):
+    monkeypatch.setenv("DEPTHPOLYP_SESSION_RAM_MB", "0.5")  # 48 frames need 1.6 MB: a session kept on disk
     viewer = make_napari_viewer()
-    seg, worker = run_long(viewer, kvasir_dir, plugin_model)
+    seg, worker = run_long(viewer, plugin_model)
     seen = []
     worker.yielded.connect(lambda batch: (seen.append(len(batch)), seg.cancel()))
     with qtbot.waitSignal(worker.finished, timeout=WAIT):
@@ -391,12 +400,13 @@ def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, kva
     session = seg.ctx.controller_for(viewer.layers["long"], create=False).session
     done = int(session.predicted.sum())
     assert 8 <= done <= 16 and done % 8 == 0  # stopped after the batch in flight
+    assert isinstance(session.masks, np.memmap) and viewer.layers["long polyp mask"].data is session.masks
     assert seg.worker is None and seg.run_button.isEnabled() and "Cancelled" in seg.status.text()
 
 
-def test_removing_the_image_mid_run_stops_it_and_leaves_no_layers(make_napari_viewer, qtbot, kvasir_dir, plugin_model):
+def test_removing_the_image_mid_run_stops_it_and_leaves_no_layers(make_napari_viewer, qtbot, plugin_model):
     viewer = make_napari_viewer()
-    seg, worker = run_long(viewer, kvasir_dir, plugin_model)
+    seg, worker = run_long(viewer, plugin_model)
     removed = []
 
     def remove_all(batch):  # after the first batch: the image and its layers go
@@ -414,11 +424,11 @@ def test_removing_the_image_mid_run_stops_it_and_leaves_no_layers(make_napari_vi
 
 
 # ----------------------------------------------------------------------------- fine-tuning
-def test_finetune_cancel_resume_register_compare_use(make_napari_viewer, qtbot, kvasir_dir, plugin_model, tmp_path):
+def test_finetune_cancel_resume_register_compare_use(make_napari_viewer, qtbot, plugin_model, tmp_path):
     from napari_depthpolyp.dataset import DatasetWriter
 
     data, holdout = tmp_path / "curated", tmp_path / "holdout"  # validation never on the training frames
-    images = real_frames(kvasir_dir, 12, size=(128, 112))
+    images = real_frames(12, size=(128, 112))
     for folder, part in ((data, range(8)), (holdout, range(8, 12))):
         with DatasetWriter(folder) as writer:
             for i in part:

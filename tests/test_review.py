@@ -412,3 +412,33 @@ def test_smallest_region_kept_shapes_the_proposals_and_is_saved(tmp_path):
     (s.folder / "session.json").write_text(json.dumps(data))
     with pytest.raises(ReviewError, match="session.json: its threshold or smallest region"):
         ReviewSession.load(s.folder)
+
+
+def test_a_session_larger_than_its_memory_budget_is_kept_on_disk(tmp_path, monkeypatch):
+    import shutil
+
+    from napari_depthpolyp.review import session_bytes
+
+    assert session_bytes(6, (H, W), np.float32) == 6 * H * W * 9
+    monkeypatch.setenv("DEPTHPOLYP_SESSION_RAM_MB", "0.01")  # 10 kB: these 6 frames need 105 kB
+    s = make_session(tmp_path)
+    assert s.storage.on_disk and s.storage.folder.is_dir()
+    for a in (s.masks, s.probability, s.depth):
+        assert isinstance(a, np.memmap)
+    assert not list(s.storage.folder.iterdir())  # anonymous files: nothing to clean up after a crash
+    np.testing.assert_array_equal(s.masks[2], blob(20, 20) >= 0.5)  # the same session as in memory
+    s.masks[1, :5, :5] = 1
+    s.mark_corrected(1)
+    assert sorted(s.set_threshold(0.2)) == [0, 2, 3, 4, 5]
+    assert s.save()
+    back = ReviewSession.load(s.folder, expect=(6, (H, W)))
+    assert isinstance(back.masks, np.memmap) and back.masks[1, :5, :5].all() and back.status_of(1) == "corrected"
+
+    class Full:
+        free = 50_000  # bytes: less than the session needs
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Full)
+    with pytest.raises(ReviewError, match=r"clip\.mp4: 6 frames of 50×40 need .* GB .*shorter frame range"):
+        make_session(tmp_path)
+    monkeypatch.setenv("DEPTHPOLYP_SESSION_RAM_MB", "1")  # fits in memory: no disk needed
+    assert not make_session(tmp_path).storage.on_disk

@@ -22,7 +22,12 @@ Rules
   ``DEPTHPOLYP_FLOAT_MAPS_MB`` (default 512 MB); larger stacks store them as uint8 quantised with a
   step of 1/255 (``q = round(p·255)``, read back as ``q/255``; thresholds then act on the quantised
   value, an error of at most 1/510). The ``n×H×W`` arrays are allocated with ``np.zeros`` (lazily
-  committed pages), so only predicted frames use memory.
+  committed pages), so only predicted frames use memory. When masks, probability and depth of the
+  whole stack would take more than the session memory budget (``DEPTHPOLYP_SESSION_RAM_MB``, default
+  half the memory available when the session starts), they are kept in an anonymous temporary file
+  under ``cache_dir()/scratch`` instead (``np.memmap``, sparse: only predicted frames take disk; the
+  file is gone when the session is), so a long video does not run the machine out of memory. A
+  session that fits in neither is refused with the figures (segment a frame range instead).
 * **Uncertainty** (higher = look first) is :func:`napari_depthpolyp.metrics.uncertainty_score`
   computed on a thumbnail of the probability (longest side ≤ ``THUMB`` px, strided): mean binary
   entropy, entropy along the mask boundary and, when ``temporal`` is on and the neighbouring frames
@@ -98,6 +103,7 @@ SESSION_FILE = "session.json"
 SIDECAR_SUFFIX = ".depthpolyp"
 THUMB = 128
 _DEFAULT_FLOAT_MAPS_MB = 512
+_DISK_MARGIN = 1.1  # a session kept on disk leaves this much of its size free on that disk
 
 
 class ReviewError(ValueError):
@@ -115,6 +121,56 @@ def choose_map_dtype(n_frames: int, frame_shape: Sequence[int], budget_mb: float
         budget_mb = float(os.environ.get("DEPTHPOLYP_FLOAT_MAPS_MB", _DEFAULT_FLOAT_MAPS_MB))
     nbytes = 2 * 4 * int(n_frames) * int(np.prod(frame_shape))
     return np.dtype(np.float32) if nbytes <= budget_mb * 2**20 else np.dtype(np.uint8)
+
+
+def session_bytes(n_frames: int, frame_shape: Sequence[int], map_dtype) -> int:
+    """Bytes of a session's masks (uint8) plus its probability and depth maps, every frame predicted."""
+    return int(n_frames) * int(np.prod(frame_shape)) * (1 + 2 * np.dtype(map_dtype).itemsize)
+
+
+def session_ram_budget_mb() -> float:
+    """MB of memory a session's arrays may take before they go to a temporary file on disk:
+    ``DEPTHPOLYP_SESSION_RAM_MB``, else half the memory available now."""
+    env = os.environ.get("DEPTHPOLYP_SESSION_RAM_MB")
+    if env:
+        return float(env)
+    import psutil
+
+    return psutil.virtual_memory().available / 2**20 / 2
+
+
+class _Storage:
+    """Allocates a session's ``n×H×W`` arrays in memory (``np.zeros``) or, when they would not fit
+    in the memory budget, in one anonymous temporary file per array under ``cache_dir()/scratch``."""
+
+    def __init__(self, n_frames: int, frame_shape: Sequence[int], map_dtype, name: str):
+        from .paths import cache_dir
+
+        need = session_bytes(n_frames, frame_shape, map_dtype)
+        budget = session_ram_budget_mb() * 2**20
+        self.on_disk = need > budget
+        self.folder = cache_dir() / "scratch"
+        if self.on_disk:
+            import shutil
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(self.folder).free
+            if free < need * _DISK_MARGIN:
+                gb = 2**30
+                raise ReviewError(
+                    f"{name}: {n_frames} frames of {frame_shape[1]}×{frame_shape[0]} need {need / gb:.1f} GB for "
+                    f"their masks, probability and depth: more than the {budget / gb:.1f} GB of memory this session "
+                    f"may take and the {free / gb:.1f} GB free in {self.folder}. Open or segment a shorter "
+                    "frame range (or set DEPTHPOLYP_SESSION_RAM_MB)."
+                )
+
+    def zeros(self, shape: Sequence[int], dtype) -> np.ndarray:
+        if not self.on_disk:
+            return np.zeros(tuple(shape), dtype)
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=self.folder, prefix="session-") as f:  # gone once unmapped
+            return np.memmap(f, dtype=dtype, mode="w+", shape=tuple(shape))
 
 
 def encode_map(values: np.ndarray, dtype) -> np.ndarray:
@@ -304,8 +360,9 @@ class ReviewSession:
         self.temporal = bool(temporal)
         self.frame_names = list(frame_names) if frame_names is not None else None
         self.map_dtype = np.dtype(map_dtype) if map_dtype is not None else choose_map_dtype(self.n, self.shape)
+        self.storage = _Storage(self.n, self.shape, self.map_dtype, self.source or self.name)
         self.status = np.zeros(self.n, np.uint8)
-        self.masks = np.zeros((self.n, *self.shape), np.uint8)
+        self.masks = self.storage.zeros((self.n, *self.shape), np.uint8)
         self.predicted = np.zeros(self.n, bool)
         self.probability: np.ndarray | None = None
         self.depth: np.ndarray | None = None
@@ -397,8 +454,8 @@ class ReviewSession:
     def allocate_maps(self) -> None:
         """Allocate the probability and depth stores (zeros until frames are predicted)."""
         if self.probability is None:
-            self.probability = np.zeros((self.n, *self.shape), self.map_dtype)
-            self.depth = np.zeros((self.n, *self.shape), self.map_dtype)
+            self.probability = self.storage.zeros((self.n, *self.shape), self.map_dtype)
+            self.depth = self.storage.zeros((self.n, *self.shape), self.map_dtype)
 
     def add_model(self, provenance: dict[str, Any]) -> int:
         """Register the provenance of a model (or return the index of the same one)."""

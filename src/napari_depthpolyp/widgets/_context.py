@@ -27,7 +27,7 @@ from qtpy.QtCore import QObject, QSettings, QTimer, Signal
 from qtpy.QtWidgets import QApplication, QMessageBox
 
 from ..paths import user_dir
-from ..review import SESSION_FILE, ReviewError, ReviewSession, find_sidecar
+from ..review import SESSION_FILE, ReviewError, ReviewSession, find_sidecar, session_bytes
 from . import _keys
 from ._layers import (
     current_frame,
@@ -373,7 +373,8 @@ class DepthPolypContext(QObject):
 
     # -- controllers ------------------------------------------------------------------------------
     def controller_for(self, image: Image, *, create: bool = True, parent=None) -> ReviewController | None:
-        """The image's controller; with ``create`` a new session (offering to resume a saved one)."""
+        """The image's controller; with ``create`` a new session (offering to resume a saved one).
+        Raises ``ReviewError`` for a stack whose session fits neither in memory nor on disk."""
         ctrl = self.controllers.get(id(image))
         if ctrl is not None or not create:
             return ctrl
@@ -397,6 +398,11 @@ class DepthPolypContext(QObject):
                 self._move_aside(found)
         if session is None:
             session = ReviewSession(n, shape, beside=not info.get("sample"), **common)
+        if session.storage.on_disk:
+            need = session_bytes(session.n, session.shape, session.map_dtype) / 2**30
+            show_info(f"{image.name}: its masks, probability and depth ({need:.1f} GB once every frame is segmented) "
+                      f"are more than this session may keep in memory, so they are kept in a temporary file in "
+                      f"{session.storage.folder}.")
         ctrl = ReviewController(self, image, session, is_stack)
         self.controllers[id(image)] = ctrl
         self.set_active(ctrl)

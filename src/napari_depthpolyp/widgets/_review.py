@@ -212,8 +212,8 @@ class ReviewWidget(QWidget):
         if layer is None:
             show_error("Open the frames first, then choose them under Image.")
             return []
-        ctrl = self.ctx.controller_for(layer, parent=self)
         try:
+            ctrl = self.ctx.controller_for(layer, parent=self)
             frames = ctrl.session.import_masks(path)
         except ReviewError as exc:
             show_error(str(exc))

@@ -207,11 +207,11 @@ class SegmentWidget(QWidget):
         try:
             model = resolve_model(self.model.currentData())  # None: the default, or NoModelError
             indices, is_stack = self.frame_indices(layer)
+            ctrl = self.ctx.controller_for(layer, parent=self)  # ReviewError: fits neither in memory nor on disk
         except (ModelError, ValueError) as exc:
             show_error(str(exc))
             self.status.setText(str(exc))
             return None
-        ctrl = self.ctx.controller_for(layer, parent=self)
         ctrl.set_threshold(self.threshold_value, self.min_region_value)
         ctrl.session.allocate_maps()
         ctrl.ensure_layers()  # the layers appear at the click, not in the middle of the stream
