@@ -285,10 +285,16 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     assert session.min_region == 0.0
 
     # keys and buttons: accept frame 0, mark 3 empty (with a real key press on the canvas)
+    from qtpy.QtCore import Qt
+
     viewer.dims.set_point(0, 0)
     qtbot.keyClick(viewer.window._qt_viewer.canvas.native, "g")
     assert session.status_of(0) == "accepted"
     assert ctrl.current() == 3  # advanced to the next unreviewed frame
+    qtbot.keyClick(viewer.window._qt_viewer.canvas.native, "g", modifier=Qt.KeyboardModifier.ShiftModifier)
+    assert session.status_of(0) == "unreviewed" and ctrl.current() == 0  # a stray G taken back, at its frame
+    review.buttons["accept"].click()
+    assert session.status_of(0) == "accepted" and ctrl.current() == 3
     review.buttons["prev_unreviewed"].click()  # the only unreviewed frame left is this one
     assert ctrl.current() == 3
     # the same keys while the Review panel has the focus (QShortcuts; a bare Xvfb has no active

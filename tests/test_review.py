@@ -442,3 +442,23 @@ def test_a_session_larger_than_its_memory_budget_is_kept_on_disk(tmp_path, monke
         make_session(tmp_path)
     monkeypatch.setenv("DEPTHPOLYP_SESSION_RAM_MB", "1")  # fits in memory: no disk needed
     assert not make_session(tmp_path).storage.on_disk
+
+
+def test_undo_accept_takes_back_the_last_accept_still_standing(tmp_path):
+    s = make_session(tmp_path)
+    assert s.undo_accept() is None  # nothing accepted yet
+    s.mark_empty(0)
+    s.accept(0)  # an "empty" frame accepted: undo makes it "empty" again
+    s.accept(1)
+    s.accept(2)
+    s.masks[2, :3, :3] = 1
+    s.mark_corrected(2)  # painted after its accept: that accept is no longer there to take back
+    s.accept(1)  # accepting an accepted frame again adds nothing to take back
+    assert s.undo_accept() == 1 and s.status_of(1) == "unreviewed"
+    assert s.undo_accept() == 0 and s.status_of(0) == "empty"
+    assert s.undo_accept() is None and s.status_of(2) == "corrected"
+    s.accept(4)
+    assert s.save()
+    s.undo_accept()
+    assert s.save()  # the frame is unreviewed again on disk too
+    assert "4" not in json.loads((s.folder / "session.json").read_text())["frames"]

@@ -103,6 +103,7 @@ SESSION_FILE = "session.json"
 SIDECAR_SUFFIX = ".depthpolyp"
 THUMB = 128
 _DEFAULT_FLOAT_MAPS_MB = 512
+UNDO_ACCEPTS = 100  # accepts that undo_accept can take back
 _DISK_MARGIN = 1.1  # a session kept on disk leaves this much of its size free on that disk
 
 
@@ -379,6 +380,7 @@ class ReviewSession:
         self._edited: set[int] = set()  # frames painted in this session (undo may change them at any time)
         self._cleared: set[int] = set()  # frames whose mask a review action replaced (undo may bring it back)
         self._unsaved: set[int] = set()  # frames changed through this API since the last save
+        self._accepts: list[tuple[int, int]] = []  # (frame, status before) of recent accepts, for undo_accept
         self._dirty = False
 
     # -- status ---------------------------------------------------------------------------------
@@ -415,8 +417,22 @@ class ReviewSession:
         """The proposal of frame ``i`` is right. A corrected frame stays corrected."""
         i = self._check(i)
         if self.status[i] != CORRECTED:
+            if self.status[i] != ACCEPTED:
+                self._accepts = [*self._accepts[-(UNDO_ACCEPTS - 1):], (i, int(self.status[i]))]
             self._unsaved.add(i)
             self._set(i, ACCEPTED)
+
+    def undo_accept(self) -> int | None:
+        """Take back the most recent accept whose frame is still accepted (an accept is the one review
+        action that changes no mask, so napari's Ctrl+Z cannot undo it): the frame gets its status
+        from before. Returns the frame, or None if there is no accept to take back."""
+        while self._accepts:
+            i, before = self._accepts.pop()
+            if self.status[i] == ACCEPTED:
+                self._unsaved.add(i)
+                self._set(i, before)
+                return i
+        return None
 
     def mark_empty(self, i: int) -> None:
         """Frame ``i`` shows no polyp: its mask is cleared (the viewer does it through napari's

@@ -260,6 +260,16 @@ class ReviewController(QObject):
     def reset(self, index: int | None = None) -> int:
         return self._edit("reset", index)
 
+    def undo_accept(self) -> int | None:
+        i = self.session.undo_accept()
+        if i is None:
+            show_info("No Accept to take back (Ctrl+Z undoes painting, No polyp and Reset).")
+            return None
+        self.go_to(i)
+        self.refresh(maps=False)
+        self.touch()
+        return i
+
     def next_unreviewed(self) -> None:
         self.go_to(self.session.next_unreviewed(self.current()))
 

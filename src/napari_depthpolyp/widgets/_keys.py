@@ -16,6 +16,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "next_unreviewed": (".", "Unreviewed ▶"),
     "next_most_uncertain": ("U", "Most uncertain"),
     "reset": ("Shift+R", "Reset frame"),
+    "undo_accept": ("Shift+G", "Undo Accept"),
 }
 
 HELP = {
@@ -25,6 +26,7 @@ HELP = {
     "next_unreviewed": "Go to the next frame not reviewed yet",
     "next_most_uncertain": "Go to the unreviewed frame the model is least sure about (then the next one)",
     "reset": "Back to the model's proposal, unreviewed",
+    "undo_accept": "Take back the last Accept, and go to its frame (Ctrl+Z undoes painting, No polyp and Reset)",
 }
 
 

@@ -58,7 +58,8 @@ class ReviewWidget(QWidget):
             button = QPushButton(_keys.button_text(action), toolTip=_keys.tooltip(action))
             button.clicked.connect(lambda _=False, a=action: self.ctx.run(a))
             self.buttons[action] = button
-        order = ("prev_unreviewed", "next_unreviewed", "next_most_uncertain", "accept", "mark_empty", "reset")
+        order = ("prev_unreviewed", "next_unreviewed", "next_most_uncertain", "accept", "mark_empty", "reset",
+                 "undo_accept")
         for k, action in enumerate(order):
             grid.addWidget(self.buttons[action], k // 3, k % 3)
         self.advance = QCheckBox("After Accept / No polyp, go to the next unreviewed frame",
