@@ -30,7 +30,13 @@ def test_predict_writes_masks_depth_overlays_and_reports_bad_inputs(format_model
     assert mask.shape == depth.shape and (out / f0["overlay"]).is_file()
     # the damaged video: its good frames are kept, the damage is reported
     assert video["status"] == "error" and "broken.mp4" in video["error"]
-    assert 0 < len(video["frames"]) < 48
+    from napari_depthpolyp.io import CorruptVideoError, read_input
+
+    decodable = 0
+    with pytest.raises(CorruptVideoError):
+        for _ in read_input(broken):
+            decodable += 1
+    assert 0 < len(video["frames"]) == decodable < 48  # every frame decoded before the damage, not a batch less
     assert all((out / f["mask"]).is_file() for f in video["frames"])
     assert absent["status"] == "error" and "missing.png" in absent["error"]
     assert summary["model"]["sha256"] == format_model.sha256()
@@ -99,6 +105,15 @@ def test_eval_on_a_real_subset(format_model, kvasir_dir, tmp_path):
     main(["eval", "--data", str(kvasir_dir), "--split", "val", "--model", str(format_model.path),
           "--limit", "4", "--min-region", "0.25", "--json", str(kept)])
     assert json.loads(kept.read_text())["min_region"] == 0.0025 and res["min_region"] == 0.0
+
+
+def test_eval_refuses_a_folder_as_its_json_before_evaluating(format_model, tmp_path, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    data = tmp_path / "nothing-evaluated"  # not a data set: the --json check comes first
+    assert main(["eval", "--data", str(data), "--model", str(format_model.path), "--json", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"--json {folder} is a folder" in err and "nothing-evaluated" not in err
 
 
 def test_finetune_uses_whole_folders_unless_a_split_is_named():
@@ -196,3 +211,31 @@ def test_predict_never_writes_two_frames_to_one_file(format_model, tmp_path):
     empty = summary["inputs"][-1]
     assert empty["status"] == "error" and "no images in this folder" in empty["error"]
     assert "empty/images" in empty["error"]
+
+
+def test_predict_into_an_earlier_output_adds_to_it_and_never_writes_over_it(format_model, tmp_path, capsys):
+    frames = sample_paths()["frames"]
+    a, b = tmp_path / "a" / "frames", tmp_path / "b" / "frames"  # two inputs with the same name
+    for folder, files in ((a, sorted(frames.glob("*.jpg"))[:2]), (b, sorted(frames.glob("*.jpg"))[2:3])):
+        folder.mkdir(parents=True)
+        for f in files:
+            (folder / f.name).write_bytes(f.read_bytes())
+    out, model = tmp_path / "out", ["--model", str(format_model.path)]
+    assert main(["predict", str(a), "--out", str(out), *model]) == 0
+    first = json.loads((out / "summary.json").read_text())["inputs"][0]
+    a_mask = (out / first["frames"][0]["mask"]).read_bytes()
+    # a second run, into the same folder, of another input called "frames" that fails in part
+    (b / "bad.png").write_text("not an image")
+    assert main(["predict", str(b), "--out", str(out), *model]) == 2
+    err = capsys.readouterr().err
+    assert "bad.png" in err  # the file that failed is named, not only counted
+    summary = json.loads((out / "summary.json").read_text())
+    kept, new = summary["inputs"]
+    assert kept["input"] == str(a) and kept["model"]["sha256"] == format_model.sha256() and kept["created"]
+    assert (out / kept["frames"][0]["mask"]).read_bytes() == a_mask  # a's masks stay, and stay listed
+    assert new["input"] == str(b) and new["frames"][0]["mask"].startswith("masks/frames-2/")
+    assert main(["predict", str(a), "--out", str(out), *model]) == 0  # run again: replaces its own entry
+    assert [e["input"] for e in json.loads((out / "summary.json").read_text())["inputs"]] == [str(b), str(a)]
+    (out / "summary.json").write_text("{broken")
+    assert main(["predict", str(a), "--out", str(out), *model]) == 0
+    assert len(list(out.glob("summary-unreadable-*.json"))) == 1  # an unreadable summary is kept aside

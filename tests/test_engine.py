@@ -49,6 +49,32 @@ def test_refuses_what_it_cannot_take_and_says_what_it_accepts(predictor, frame, 
     assert "frame.png" in str(err.value) and "expected" in str(err.value)
 
 
+def test_a_read_only_float_frame_is_taken_without_a_warning(predictor):
+    import warnings
+
+    frame = np.random.default_rng(1).random((48, 64, 3), dtype=np.float32)
+    frame.flags.writeable = False  # as a memory-mapped float TIFF comes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert predictor.predict_frame(frame).probability.shape == (48, 64)
+
+
+def test_frames_read_before_a_damaged_one_are_still_segmented(predictor):
+    class Damaged:  # a stack whose frame 6 cannot be decoded, like a truncated video
+        shape = (10, 32, 40, 3)
+
+        def __getitem__(self, i):
+            if i >= 6:
+                raise OSError("frame 6 cannot be decoded")
+            return np.zeros((32, 40, 3), np.uint8)
+
+    seen = []
+    with pytest.raises(OSError, match="frame 6"):
+        for batch in predictor.iter_predict(Damaged()):  # batches of 4: 0-3, then 4-5 before the damage
+            seen.append([r.index for r in batch])
+    assert seen == [[0, 1, 2, 3], [4, 5]]
+
+
 def test_wrong_layer_shape_is_refused(predictor):
     with pytest.raises(FrameError, match="expected one frame"):
         list(predictor.iter_predict(np.zeros((2, 3, 32, 32, 3), np.uint8)))

@@ -187,6 +187,8 @@ def cmd_eval(args) -> int:
     from .engine import Predictor
     from .evaluate import evaluate
 
+    if args.json and Path(args.json).is_dir():  # found now, not after the whole evaluation
+        raise IsADirectoryError(f"--json {args.json} is a folder: give the file to write the result to")
     predictor = Predictor(args.model, backend=args.backend, threshold=args.threshold, tta=args.tta,
                           min_region=args.min_region)
     dataset = Dataset.open(args.data, split=args.split)
@@ -196,12 +198,15 @@ def cmd_eval(args) -> int:
         teacher=args.teacher, progress=bar.update, limit=args.limit,
     )
     result["split"] = args.split
-    text = json.dumps(result, indent=2)
+    print(json.dumps(result, indent=2))  # first: a failed write below loses no result
+    sys.stdout.flush()
     if args.json:
         from .io.atomic import write_json
 
-        write_json(args.json, result)
-    print(text)
+        try:
+            write_json(args.json, result)
+        except OSError as exc:
+            raise OSError(f"the result (printed above) could not be written to {args.json}: {exc}") from exc
     return 0
 
 

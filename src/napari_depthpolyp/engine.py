@@ -136,7 +136,10 @@ class Predictor:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = self.num_threads
         opts.inter_op_num_threads = 1
-        return ort.InferenceSession(str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"])
+        try:
+            return ort.InferenceSession(str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own exception types (InvalidProtobuf, ...), not ImportError
+            raise ModelError(f"{self.model.onnx_path}: ONNX Runtime cannot load this graph ({exc})") from exc
 
     def provenance(self) -> dict[str, Any]:
         return {**self.model.provenance(), "backend": self.backend, "threshold": self.threshold, "tta": self.tta,
@@ -193,7 +196,15 @@ class Predictor:
                 raise IndexError(f"{source}: frame {i} is outside 0..{n - 1}")
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            frames = [np.asarray(data[i]) for i in chunk]
+            frames = []
+            try:
+                for i in chunk:
+                    frames.append(np.asarray(data[i]))
+            except Exception:  # a damaged video: the frames decoded before the damage still count
+                if frames:
+                    chunk = chunk[: len(frames)]
+                    yield self.predict_frames(frames, chunk, [f"{source} frame {i}" for i in chunk])
+                raise
             yield self.predict_frames(frames, chunk, [f"{source} frame {i}" for i in chunk])
 
     def predict(self, data, indices: Iterable[int] | None = None) -> list[FrameResult]:

@@ -11,6 +11,9 @@ Writes, under ``--out``::
 Frames of a folder or video go to ``masks/<input stem>/``. Images in a folder may differ in size.
 Names never collide: a second input or file with a name already written (``a/frames`` and
 ``b/frames``, ``x.png`` and ``x.jpg``) gets ``-2``, ``-3``, ... and summary.json gives each frame's files.
+A run into a folder that holds an earlier run's summary.json adds to it: the entries of inputs not
+run again are kept (with the ``model`` and ``created`` of the run that made them) and their names
+stay taken, so a new input never writes over their files; an input run again replaces its entry.
 An unreadable or damaged input (or file in a folder) is reported in summary.json and in the exit
 code (2), and everything else is still processed; for a damaged video every frame decoded before
 the damage is kept.
@@ -19,6 +22,7 @@ the damage is kept.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -136,6 +140,37 @@ def _predict_stack(path: Path, predictor: Predictor, write: _Writer, entry: dict
         stack.close()
 
 
+def _earlier_entries(out: Path, inputs: list[str | Path]) -> tuple[list[dict[str, Any]], set[str]]:
+    """The entries of an earlier summary.json in ``out`` for inputs this run does not repeat, and the
+    names they hold at the top of masks/ (lower case). An unreadable one is kept aside, not lost."""
+    path = out / "summary.json"
+    if not path.is_file():
+        return [], set()
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        entries = earlier["inputs"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise TypeError("'inputs' is not a list of entries")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        aside = path.with_name(f"summary-unreadable-{now_iso().replace(':', '')}.json")
+        path.replace(aside)
+        print(f"depthpolyp predict: {path} could not be read ({exc}); kept as {aside.name}", file=sys.stderr)
+        return [], set()
+    again = {str(Path(i).resolve()) for i in inputs}
+    kept, used = [], set()
+    for e in entries:
+        if str(Path(str(e.get("input", ""))).resolve()) in again:
+            continue
+        e.setdefault("model", earlier.get("model"))
+        e.setdefault("created", earlier.get("created"))
+        kept.append(e)
+        for f in e.get("frames", []):
+            parts = Path(str(f.get("mask", ""))).parts
+            if len(parts) >= 2:
+                used.add((Path(parts[1]).stem if len(parts) == 2 else parts[1]).lower())
+    return kept, used
+
+
 def predict_inputs(
     inputs: list[str | Path],
     out_dir: str | Path,
@@ -146,8 +181,8 @@ def predict_inputs(
 ) -> dict[str, Any]:
     """Run ``predictor`` over every input and write masks, depth (and overlays) + summary.json."""
     out = Path(out_dir)
-    summary: dict[str, Any] = {"created": now_iso(), "model": predictor.provenance(), "inputs": []}
-    top: set[str] = set()  # names taken at the top of masks/ (single images and input folders)
+    earlier, top = _earlier_entries(out, inputs)  # top: names taken at the top of masks/ (images, input folders)
+    summary: dict[str, Any] = {"created": now_iso(), "model": predictor.provenance(), "inputs": list(earlier)}
     for item in inputs:
         path = Path(item)
         entry: dict[str, Any] = {"input": str(path), "status": "ok", "frames": []}
@@ -213,12 +248,18 @@ def cmd_predict(args) -> int:
         bars.setdefault(name, Progress(Path(name).name, total)).update(done, total)
 
     summary = predict_inputs(args.inputs, args.out, predictor, overlay=args.overlay, progress=progress)
-    for e in summary["inputs"]:
+    ran = summary["inputs"][len(summary["inputs"]) - len(args.inputs):]  # this run's, after any earlier run's
+    for e in ran:
         if e["status"] != "ok":
             print(f"depthpolyp predict: error: {e['error']}", file=sys.stderr)
-    present = sum(f["polyp_present"] for e in summary["inputs"] for f in e["frames"])
+            for f in e.get("file_errors", [])[:10]:
+                print(f"  {f['error'] if f['file'] in f['error'] else f['file'] + ': ' + f['error']}", file=sys.stderr)
+            if len(e.get("file_errors", [])) > 10:
+                print(f"  ... and {len(e['file_errors']) - 10} more, in summary.json", file=sys.stderr)
+    present = sum(f["polyp_present"] for e in ran for f in e["frames"])
+    kept = len(summary["inputs"]) - len(ran)
     print(
-        f"{summary['n_frames']} frames from {len(summary['inputs'])} inputs ({present} with a polyp) "
-        f"-> {Path(args.out) / 'summary.json'}"
+        f"{sum(len(e['frames']) for e in ran)} frames from {len(ran)} inputs ({present} with a polyp) "
+        f"-> {Path(args.out) / 'summary.json'}" + (f" (with {kept} inputs of an earlier run)" if kept else "")
     )
-    return 2 if summary["n_errors"] else 0
+    return 2 if any(e["status"] != "ok" for e in ran) else 0

@@ -49,7 +49,8 @@ def to_float_rgb(frame, name: str = "frame") -> np.ndarray:
         out = np.repeat(out, 3, axis=-1)
     elif out.shape[-1] == 4:
         out = out[..., :3]
-    return np.ascontiguousarray(out)
+    out = np.ascontiguousarray(out)
+    return out if out.flags.writeable else out.copy()  # a read-only float32 frame (a memory-mapped TIFF)
 
 
 def resize_batch(frames: list[np.ndarray], size: int) -> torch.Tensor:
