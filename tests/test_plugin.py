@@ -392,6 +392,7 @@ def run_long(viewer, model):
     viewer.add_image(stack, name="long", rgb=True)
     seg = dock(viewer, "Segment")
     seg.select_model(str(model.path))
+    seg.min_region.setValue(0.1)  # remembered by the next Segment panel
     return seg, seg.run()
 
 
@@ -407,6 +408,10 @@ def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, plu
     done = int(session.predicted.sum())
     assert 8 <= done <= 16 and done % 8 == 0  # stopped after the batch in flight
     assert isinstance(session.masks, np.memmap) and viewer.layers["long polyp mask"].data is session.masks
+    from napari_depthpolyp.widgets import SegmentWidget
+
+    again = SegmentWidget(viewer)
+    assert again.min_region.value() == 0.1 and again.frames.currentText() == "All frames"
     assert seg.worker is None and seg.run_button.isEnabled() and "Cancelled" in seg.status.text()
 
 
@@ -466,6 +471,7 @@ def test_finetune_cancel_resume_register_compare_use(make_napari_viewer, qtbot, 
         pass
     result = ft.result
     assert not result["cancelled"] and result["resumed"]
+    assert worker.pbar.total > 0 and worker.pbar.n == worker.pbar.total  # the activity dock's bar was determinate
     new = resolve_model(result["path"])
     assert new.card.parent == plugin_model.id and new.id not in before and new.path != plugin_model.path
     assert {m.id for m in list_models()} == before | {new.id}
@@ -477,3 +483,4 @@ def test_finetune_cancel_resume_register_compare_use(make_napari_viewer, qtbot, 
 
     again = FinetuneWidget(viewer)  # the panel remembers its last settings
     assert (again.epochs.value(), again.batch.value(), again.steps.value()) == (1, 4, 2)
+    assert again.val.text() == str(holdout)

@@ -96,9 +96,16 @@ def test_finetune_registers_a_new_version_and_keeps_the_parent(tiny_dataset, tmp
     parent = Trainer(_cfg(tiny_dataset, epochs=1), run_dir=tmp_path / "p").run(out_dir=tmp_path / "parent")
     parent_hash = parent.sha256()
     cfg = finetune_config([str(tiny_dataset / "train")], str(parent.path), epochs=1, batch_size=4,
-                          workers=0, bf16=False, freeze_encoder=True, name="tiny")
-    child = Trainer(cfg, run_dir=tmp_path / "c").run()
+                          workers=0, bf16=False, freeze_encoder=True, name="tiny", val_data=str(tiny_dataset / "val"))
+    events = []
+    child = Trainer(cfg, run_dir=tmp_path / "c").run(progress=events.append)
     assert child.card.parent == parent.id
+    # the parent measured first on the same val frames, recorded beside the child's own figures
+    before = child.card.metrics["parent_val"]
+    assert before["model"] == parent.id and [e["event"] for e in events].count("parent_val") == 1
+    for key in ("val_dice_clean", "val_dice_degraded", "val_score"):
+        assert before[key] == pytest.approx(parent.card.metrics["val"][key], abs=1e-5)  # the same frames, the same weights
+        assert key in child.card.metrics["val"]
     assert child.path != parent.path and not child.bundled
     assert open_model(parent.path).sha256() == parent_hash
     # the frozen encoder did not move

@@ -135,6 +135,9 @@ def _run_training(cfg, args) -> int:
             print("precision: " + ("bf16 autocast" if e["bf16"] else "fp32" + (
                 " (this CPU has no native bf16: emulated bf16 is about 10x slower)" if e["requested"] else "")),
                 file=sys.stderr)
+        elif kind == "parent_val":
+            print(f"{e['model']}, the model it starts from, on the val frames: " + " ".join(
+                f"{k}={v:.4f}" for k, v in e.items() if k.startswith("val_")), file=sys.stderr)
         elif kind in ("resumed", "cancelled", "early_stop"):
             print(f"{kind}: epoch {e['epoch']} batch {e['batch']}", file=sys.stderr)
 
@@ -146,6 +149,13 @@ def _run_training(cfg, args) -> int:
     if model is None:
         return 130
     print(f"wrote model {model.id} to {model.path}")
+    before, after = model.card.metrics.get("parent_val"), model.card.metrics.get("val", {})
+    if before and "val_score" in after:
+        verdict = "better than" if after["val_score"] > before["val_score"] else "NOT better than"
+        print(f"on the same val frames: {before['model']} {before['val_score']:.4f} -> {model.id} "
+              f"{after['val_score']:.4f} (val score; Dice clean {before['val_dice_clean']:.4f} -> "
+              f"{after['val_dice_clean']:.4f}, degraded {before['val_dice_degraded']:.4f} -> "
+              f"{after['val_dice_degraded']:.4f}): {verdict} the model it started from")
     return 0
 
 

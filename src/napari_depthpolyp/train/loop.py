@@ -440,6 +440,13 @@ class Trainer:
             for f in ("log.jsonl", "log.csv"):
                 (self.run_dir / f).unlink(missing_ok=True)
 
+        parent_val = self.run_dir / "parent_val.json"
+        if self.parent is not None and self.val is not None and not (resume and parent_val.is_file()):
+            # the model it starts from, measured on the same val frames first: the fine-tune's baseline
+            record = {"model": self.parent.id, **self.validate(net)}
+            write_json(parent_val, record)
+            say({"event": "parent_val", **record})
+
         def checkpoint():
             save_checkpoint(self.run_dir, modules=modules, optimizer=optimizer,
                             meta={"config_key": cfg.key(), "data": self.data_fingerprint, "state": state,
@@ -569,6 +576,8 @@ class Trainer:
         out_dir, version = self._target(out_dir)
         state = load_file(str(self.run_dir / "best.safetensors"))
         metrics: dict[str, Any] = {"val": {k: v for k, v in best.items() if k.startswith("val_")}, "selected_epoch": best.get("epoch")}
+        if self.parent is not None and (self.run_dir / "parent_val.json").is_file():
+            metrics["parent_val"] = json.loads((self.run_dir / "parent_val.json").read_text())
         if cfg.depth:  # the losses leave the depth's sign free: export near = high (train/orient.py)
             state, metrics["depth_orientation"] = orient_depth(state, self._orientation_frames())
         card = ModelCard(

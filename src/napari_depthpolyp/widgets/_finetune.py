@@ -176,6 +176,7 @@ class FinetuneWidget(QWidget):
         for key, box in (("epochs", self.epochs), ("batch", self.batch), ("steps", self.steps)):
             box.setValue(int(saved.value(f"finetune/{key}", box.value())))
         remember_checked(self.freeze, "finetune/freeze")
+        self.val.setText(str(saved.value("finetune/val", "")))  # the same held-out frames, round after round
         if self.ctx.last_export is not None:
             self.add_dataset(str(self.ctx.last_export))
 
@@ -232,6 +233,7 @@ class FinetuneWidget(QWidget):
         saved = settings()
         for key, box in (("epochs", self.epochs), ("batch", self.batch), ("steps", self.steps)):
             saved.setValue(f"finetune/{key}", box.value())
+        saved.setValue("finetune/val", self.val.text().strip())
         self._stop.clear()
         self.result = None
         self.plot.clear()
@@ -261,8 +263,14 @@ class FinetuneWidget(QWidget):
             self.status.setText(f"Resuming from the checkpoint (epoch {event.get('epoch', 0) + 1})…")
         elif kind == "batch":
             total = self.plot.total_epochs * event["batches"]
+            done = event["epoch"] * event["batches"] + event["batch"]
             self.progress.setRange(0, total)
-            self.progress.setValue(event["epoch"] * event["batches"] + event["batch"])
+            self.progress.setValue(done)
+            pbar = getattr(self.worker, "pbar", None)  # the activity dock's bar: determinate too
+            if pbar is not None:
+                if pbar.total != total:
+                    pbar.total = total
+                pbar.update(done - pbar.n)
             self.plot.add_batch(event["epoch"], event["batch"], event["batches"], event["loss"])
             self.status.setText(f"Epoch {event['epoch'] + 1}/{self.plot.total_epochs}, batch "
                                 f"{event['batch']}/{event['batches']}: loss {event['loss']:.4f}")

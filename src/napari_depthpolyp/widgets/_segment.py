@@ -109,7 +109,9 @@ class SegmentWidget(QWidget):
         self.backend.setCurrentText(str(saved.value("segment/backend", "onnx")))
         self.tta.setChecked(str(saved.value("segment/tta", "false")).lower() == "true")
         fill_model_combo(self.model, saved.value("segment/model", None))
-        self.frames.setCurrentIndex(1)
+        self.min_region.setValue(float(saved.value("segment/min_region", 0.0)))
+        frames = self.frames.findText(str(saved.value("segment/frames", "All frames")))
+        self.frames.setCurrentIndex(frames if frames >= 0 else 1)
         self._image_changed()
 
     def reset_choices(self, event=None) -> None:
@@ -222,6 +224,8 @@ class SegmentWidget(QWidget):
         tta = self.tta.isChecked()
         settings().setValue("segment/tta", tta)
         settings().setValue("segment/model", str(model.path))
+        settings().setValue("segment/min_region", self.min_region.value())
+        settings().setValue("segment/frames", self.frames.currentText())
         batch = 8
         self._done = 0
         self._run_info = (ctrl, model, len(indices), layer.name)
