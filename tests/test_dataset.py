@@ -111,8 +111,8 @@ def test_fingerprint_is_content_based(tmp_path):
     m = np.asarray(Image.open(root / "masks/still.png")).copy()
     m[0, 0] = 255
     save(root / "masks/still.png", m)
-    assert Dataset.open(root).fingerprint() != fp
-    problems = Dataset.open(root).verify()
+    assert Dataset.open(root, verify=False).fingerprint() != fp
+    problems = Dataset.open(root, verify=False).verify()
     assert len(problems) == 1 and "still" in problems[0] and "mask" in problems[0]
 
 
@@ -392,7 +392,8 @@ def test_damaged_files_and_16_bit_masks(tmp_path):
 
     assert binarise_mask(np.array([[0, 2]], np.uint8)).tolist() == [[False, True]]
     assert binarise_mask(np.array([[0, 65535]], np.uint16)).tolist() == [[False, True]]
-    assert binarise_mask(np.array([[3, 120, 130, 252]], np.uint8)).tolist() == [[False, False, True, True]]
+    noisy = np.array([[3, 120, 130, 252] + [0] * 16], np.uint8)  # 2 of 20 pixels grey: still a mask
+    assert binarise_mask(noisy).tolist() == [[False, False, True, True] + [False] * 16]
     # damaged files: a truncated PNG and text posing as one
     data = (root / "images" / "a.png").read_bytes()
     (root / "images" / "a.png").write_bytes(data[: len(data) // 2])
@@ -401,3 +402,130 @@ def test_damaged_files_and_16_bit_masks(tmp_path):
     (root / "images" / "a.png").write_text("not an image")
     with pytest.raises(DatasetError, match=r"a\.png.*cannot be read as an image"):
         Dataset.open(root)
+
+
+# ----------------------------------------------------------------------------- audit: masks, manifests
+def _plain_pair(root: Path, mask: np.ndarray, mask_name: str = "a.png", **save_args) -> Path:
+    """A one-sample plain folder: a random image a.png and ``mask`` saved as masks/``mask_name``."""
+    img = (np.random.default_rng(1).random(mask.shape[:2] + (3,)) * 255).astype(np.uint8)
+    save(root / "images" / "a.png", img)
+    (root / "masks").mkdir(exist_ok=True)
+    Image.fromarray(mask).save(root / "masks" / mask_name, **save_args)
+    return root / "masks" / mask_name
+
+
+def _blob(h: int = 64, w: int = 80) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - h / 2) ** 2 / (h / 3) ** 2 + (xx - w / 2) ** 2 / (w / 3) ** 2 < 1
+
+
+def test_label_valued_masks_are_polyp_not_empty(tmp_path):
+    """D3: a mask of small labels (0/1/2 from another tool, a 0/1 mask saved as JPEG) is the polyp
+    it marks; Kvasir-style 0/255 JPEG noise (0..8 and 246..255) is still cut at 127."""
+    truth = _blob()
+    labels = truth.astype(np.uint8)
+    labels[truth & (np.arange(truth.shape[1])[None] > truth.shape[1] // 2)] = 2
+    _plain_pair(tmp_path / "labels", labels)
+    np.testing.assert_array_equal(Dataset.open(tmp_path / "labels").load(0)[1], truth)
+    _plain_pair(tmp_path / "jpeg01", truth.astype(np.uint8), "a.jpg", quality=95)
+    stored = np.asarray(Image.open(tmp_path / "jpeg01" / "masks" / "a.jpg"))
+    assert stored.max() < 128 and len(np.unique(stored)) > 2  # label-valued, with compression noise
+    mask = Dataset.open(tmp_path / "jpeg01").load(0)[1]
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.95
+    noisy = np.where(truth, 255, 0).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    noisy = np.where(truth, noisy - rng.integers(0, 10, truth.shape), noisy + rng.integers(0, 9, truth.shape))
+    _plain_pair(tmp_path / "noise255", noisy.astype(np.uint8))
+    np.testing.assert_array_equal(Dataset.open(tmp_path / "noise255").load(0)[1], truth)
+
+
+@pytest.mark.parametrize("kind", ["photo", "gradient"])
+def test_non_binary_mask_is_refused_naming_the_file(tmp_path, kind):
+    """D4: a photo or a grey ramp in masks/ is not ground truth."""
+    h, w = 64, 80
+    if kind == "photo":
+        yy, xx = np.mgrid[:h, :w]
+        mask = np.dstack([(yy * 3) % 256, (xx * 3) % 256, (yy + xx) % 256]).astype(np.uint8)
+    else:
+        mask = np.tile(np.linspace(0, 255, w).astype(np.uint8), (h, 1))
+    path = _plain_pair(tmp_path / kind, mask)
+    ds = Dataset.open(tmp_path / kind)
+    with pytest.raises(DatasetError, match=rf"{path}: not a binary mask: \d+% of its pixels are grey"):
+        ds.load(0)
+
+
+def test_anti_aliased_and_jpeg_masks_are_accepted(tmp_path):
+    """D4's check leaves real masks alone: resized (anti-aliased) and heavily compressed ones."""
+    truth = _blob(256, 320)
+    small = Image.fromarray(truth.astype(np.uint8) * 255).resize((128, 102), Image.BILINEAR)
+    _plain_pair(tmp_path / "aa", np.asarray(small))
+    assert Dataset.open(tmp_path / "aa").load(0)[1].any()
+    _plain_pair(tmp_path / "q20", truth.astype(np.uint8) * 255, "a.jpg", quality=20)
+    assert Dataset.open(tmp_path / "q20").load(0)[1].sum() == pytest.approx(truth.sum(), rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "split.json"])
+def test_binary_manifest_or_split_names_the_file(tmp_path, name):
+    """D8: a binary (non-UTF-8) manifest.json or split.json is a DatasetError, not a traceback."""
+    root = tmp_path / "ds"
+    write_sample_dataset(root)
+    (root / name).write_bytes(b"\xff\xfe\x00\x01binary")
+    with pytest.raises(DatasetError, match=rf"cannot read {root / name}: it is not a UTF-8 JSON text file"):
+        Dataset.open(root, split="train" if name == "split.json" else None)
+
+
+def test_file_changed_since_export_is_refused_at_open(tmp_path):
+    """D11: opening a manifest dataset compares its files with the sha256 the manifest recorded."""
+    root = tmp_path / "ds"
+    write_sample_dataset(root)
+    image = root / "images" / "video_0001.png"
+    recorded = file_sha256(image)
+    pixels = np.asarray(Image.open(image)).copy()
+    pixels[0, 0] ^= 1
+    save(image, pixels)
+    now = file_sha256(image)
+    with pytest.raises(DatasetError) as err:
+        Dataset.open(root)
+    assert str(err.value) == f"{image}: changed since it was exported: sha256 {recorded} recorded, {now} now"
+    # only the samples opened are checked, and the check can be skipped (then verify() reports it)
+    assert Dataset.open(root, statuses=("empty",)).names == ["video_0002"]
+    assert "video_0001: image video_0001.png" in Dataset.open(root, verify=False).verify()[0]
+    # a mask swapped with another frame's: both files named
+    shutil.copy(root / "masks" / "video_0000.png", root / "masks" / "still.png")
+    with pytest.raises(DatasetError, match=r"2 files changed since they were exported") as err:
+        Dataset.open(root)
+    assert str(image) in str(err.value) and str(root / "masks" / "still.png") in str(err.value)
+    # a plain folder has no recorded hashes: nothing to compare
+    shutil.copytree(root / "images", tmp_path / "plain" / "images")
+    shutil.copytree(root / "masks", tmp_path / "plain" / "masks")
+    assert len(Dataset.open(tmp_path / "plain")) == 4
+
+
+def test_multi_page_and_five_channel_tiffs_are_refused(tmp_path):
+    """A dataset image must be one image of at most 4 channels, as predict requires: a multi-page
+    TIFF is not read as its first page, nor a 5-channel one as its first three channels."""
+    import tifffile
+
+    img = (np.random.default_rng(0).random((H, W, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((H, W), np.uint8)
+    mask[5:10] = 255
+    for kind, data in (("multipage", np.stack([img, img[::-1]])), ("5ch", np.dstack([img, img[..., :2]]))):
+        root = tmp_path / kind
+        (root / "images").mkdir(parents=True)
+        tifffile.imwrite(root / "images" / "a.tif", data, planarconfig="contig")
+        save(root / "masks" / "a.png", mask)
+        problem = "holds 2 pages" if kind == "multipage" else r"has 5 channels \(30×20 px\)"
+        with pytest.raises(DatasetError, match=rf"{root / 'images' / 'a.tif'}: (image )?{problem}"):
+            Dataset.open(root)  # at open, from the header
+        with pytest.raises(DatasetError, match=rf"{root / 'images' / 'a.tif'}: (image )?{problem}"):
+            Dataset.open(root, check_sizes=False).load(0)  # and when read
+    # planar and single-channel TIFFs are still one image
+    root = tmp_path / "ok"
+    (root / "images").mkdir(parents=True)
+    tifffile.imwrite(root / "images" / "a.tif", np.moveaxis(img, -1, 0), photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(root / "images" / "b.tif", img[..., :1])
+    save(root / "masks" / "a.png", mask)
+    save(root / "masks" / "b.png", mask)
+    ds = Dataset.open(root)
+    np.testing.assert_array_equal(ds.load(0)[0], img)
+    np.testing.assert_array_equal(ds.load(1)[0], np.repeat(img[..., :1], 3, axis=-1))

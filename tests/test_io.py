@@ -311,6 +311,39 @@ def test_read_mask_binarises_jpeg_rgb_and_01_masks(tmp_path):
     np.testing.assert_array_equal(read_mask(tmp_path / "labels.png"), mask)
 
 
+def test_read_mask_label_valued_masks(tmp_path):
+    """0/1/2 labels (another tool's PNG) and a 0/1 mask saved as JPEG (values 0..3 or so) are
+    polyp wherever non-zero, not empty (they are below the 0/255 cut of 127)."""
+    mask = np.zeros((HEIGHT, WIDTH), bool)
+    mask[8:40, 16:48] = True
+    labels = mask.astype(np.uint8)
+    labels[8:40, 32:48] = 2
+    Image.fromarray(labels).save(tmp_path / "labels012.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "labels012.png"), mask)
+    Image.fromarray(mask.astype(np.uint8)).save(tmp_path / "m01.jpg", quality=90)
+    assert (read_mask(tmp_path / "m01.jpg") != mask).mean() < 0.02
+
+
+def test_read_mask_refuses_a_photo_naming_the_file(tmp_path):
+    """The mask readers (predict, review import, datasets) refuse an image that is clearly not a
+    mask; a stack names its frame. Masks of two values are never refused."""
+    ramp = np.tile(np.linspace(0, 255, WIDTH).astype(np.uint8), (HEIGHT, 1))
+    Image.fromarray(synthetic_frame(20)).save(tmp_path / "photo.png")
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    for name in ("photo.png", "ramp.png"):
+        with pytest.raises(InputError, match=rf"{tmp_path / name}: not a binary mask: \d+% of its pixels are grey"):
+            read_mask(tmp_path / name)
+    masks = np.zeros((3, HEIGHT, WIDTH), np.uint8)
+    masks[:, 10:20, 10:20] = 255
+    masks[2] = ramp
+    tifffile.imwrite(tmp_path / "stack.tif", masks, photometric="minisblack")
+    with pytest.raises(InputError, match=rf"{tmp_path / 'stack.tif'}: not a binary mask \(frame 2\)"):
+        read_mask_stack(tmp_path / "stack.tif")
+    two = np.where(np.arange(WIDTH)[None] < 32, 100, 200).astype(np.uint8).repeat(HEIGHT, axis=0)
+    Image.fromarray(two).save(tmp_path / "two.png")  # two grey values: binary, the higher is polyp
+    assert read_mask(tmp_path / "two.png").sum() == HEIGHT * 32
+
+
 def test_mask_stack_tiff_from_a_generator(tmp_path):
     masks = np.random.default_rng(0).random((6, HEIGHT, WIDTH)) > 0.5
     write_mask_stack_tiff(tmp_path / "masks.tif", (m for m in masks))

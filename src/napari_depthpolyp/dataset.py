@@ -21,9 +21,17 @@ Images and masks are paired by NAME (the file stem), never by listing order.
 Reading conventions (:meth:`Dataset.load`): images are returned RGB uint8 in their stored pixel
 orientation (EXIF rotation is not applied, so they stay aligned with their masks); alpha is
 dropped, grey is repeated to 3 channels, 16-bit is scaled to 8-bit (``round(v·255/65535)``).
-Masks are ``> 127`` after the same 8-bit scaling (JPEG noise is removed); colour masks use the
-maximum over channels; lossless masks whose maximum is 1 are read as 0/1 masks. Depth is float32:
-8-bit / 16-bit integers are scaled to [0, 1], float TIFFs are returned as stored.
+Every file holds one image of 1 to 4 channels: a multi-page TIFF or a 5-channel one is refused
+(as ``depthpolyp predict`` refuses them), naming the file. Masks follow
+:func:`napari_depthpolyp.io.images.binarise_mask`, the rule of every mask reader: two values
+(0/1, 0/255, ...) are "not 0", labels below 128 (0/1/2, a 0/1 mask saved as JPEG) are "not 0",
+others (JPEG noise of 0/255 masks) ``> 127``; colour masks use the maximum over channels. A mask
+that is clearly not binary (a photo or a grey ramp in masks/) is refused, naming the file.
+Depth is float32: 8-bit / 16-bit integers are scaled to [0, 1], float TIFFs are returned as stored.
+
+Opening a manifest dataset checks that its files are the ones exported (their sha256 against the
+manifest's, see :meth:`Dataset.check_unchanged`; about 1 s per 1000 Kvasir-sized frames): a file
+changed since is refused, naming it.
 """
 
 from __future__ import annotations
@@ -81,6 +89,13 @@ def _natural_key(name: str):
     return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t]
 
 
+def _sha256(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -112,17 +127,26 @@ def _image_size(path: Path) -> tuple[int, int]:
 def _header_size(path: Path) -> tuple[int, int]:
     from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except Exception:
-        if path.suffix.lower() not in _TIFF_EXTS:
-            raise
-    import tifffile
+    if path.suffix.lower() in _TIFF_EXTS:  # frames and channels as read_frames (predict) sees them
+        from .io.images import probe_tiff
 
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        return int(page.imagewidth), int(page.imagelength)
+        count, shape, _ = probe_tiff(path)
+        _check_layout(path, count, shape)
+        return int(shape[1]), int(shape[0])
+    with Image.open(path) as im:
+        return im.size
+
+
+def _check_layout(path: Path, count: int, shape: Sequence[int]) -> None:
+    """One image of 1 to 4 channels per file: a multi-page TIFF or a 5-channel one is refused (as
+    predict refuses them) rather than read as its first page or first channels."""
+    if count != 1:
+        raise DatasetError(
+            f"{path}: holds {count} pages (frames), not one image; a dataset file is one image "
+            "(save each frame as its own file)")
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[-1] > 4):
+        what = f"{shape[-1]} channels ({shape[1]}×{shape[0]} px)" if len(shape) == 3 else f"array shape {tuple(shape)}"
+        raise DatasetError(f"{path}: image has {what}; a dataset image is greyscale, RGB or RGBA (at most 4 channels)")
 
 
 def _read_array(path: Path) -> np.ndarray:
@@ -135,14 +159,11 @@ def _decode(path: Path) -> np.ndarray:
     from PIL import Image
 
     if path.suffix.lower() in _TIFF_EXTS:
-        import tifffile
+        from .io.images import read_frames  # the reader of predict: axes (planar RGB, ...) from the TIFF
 
-        arr = np.asarray(tifffile.imread(path, key=0))
-        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
-            arr = np.moveaxis(arr, 0, -1)  # planar C×H×W
-        if arr.ndim == 3 and arr.shape[-1] == 1:
-            arr = arr[..., 0]
-        return arr
+        frames = read_frames(path)
+        _check_layout(path, len(frames), frames.shape[1:])
+        return frames[0]
     with Image.open(path) as im:
         if im.mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -155,6 +176,8 @@ def _decode(path: Path) -> np.ndarray:
         arr = np.asarray(im)
     if arr.dtype == np.int32 and arr.size and arr.min() >= 0 and arr.max() <= 65535:
         arr = arr.astype(np.uint16)  # 16-bit PNGs opened as mode "I" by older Pillow
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
     return arr
 
 
@@ -189,13 +212,18 @@ def _to_rgb(arr: np.ndarray) -> np.ndarray:
     raise DatasetError(f"cannot interpret an array of shape {arr.shape} as an image")
 
 
-def _to_mask(arr: np.ndarray) -> np.ndarray:
-    from .io.images import binarise_mask
+def _to_mask(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """bool H×W by :func:`~napari_depthpolyp.io.images.binarise_mask` (the rule of every mask
+    reader); a mask that is clearly not binary raises :class:`DatasetError` naming ``path``."""
+    from .io.images import InputError, binarise_mask
 
     if arr.ndim == 3:
         arr = arr[..., :3] if arr.shape[-1] in (3, 4) else arr[..., :1]
         arr = arr.max(axis=-1)
-    return binarise_mask(arr)
+    try:
+        return binarise_mask(arr, source=path)
+    except InputError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def _to_depth(arr: np.ndarray) -> np.ndarray:
@@ -247,10 +275,7 @@ def _read_split(root: Path, split: str) -> list[str]:
     path = root / SPLIT_FILE
     if not path.is_file():
         raise DatasetError(f"split {split!r} requested but {path} does not exist")
-    try:
-        splits = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from exc
+    splits = _read_json(path)
     if not isinstance(splits, dict) or split not in splits:
         keys = sorted(splits) if isinstance(splits, dict) else []
         raise DatasetError(f"split {split!r} not in {path} (available: {', '.join(keys) or 'none'})")
@@ -265,6 +290,16 @@ def _read_split(root: Path, split: str) -> list[str]:
     if dups:
         raise DatasetError(f"split {split!r} lists {len(dups)} names twice: {_listing(dups)}")
     return out
+
+
+def _read_json(path: Path):
+    """A JSON file's content; unreadable, not UTF-8 (a binary file) or not JSON: a DatasetError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"cannot read {path}: it is not a UTF-8 JSON text file ({exc})") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from exc
 
 
 def _check_sizes(samples: Sequence[Sample]) -> None:
@@ -305,6 +340,7 @@ class Dataset:
         *,
         statuses: Iterable[str] | None = None,
         check_sizes: bool = True,
+        verify: bool = True,
     ) -> "Dataset":
         """Open a manifest dataset or a plain images/masks folder.
 
@@ -312,7 +348,10 @@ class Dataset:
         manifest frames with those review statuses, e.g. ``("accepted", "corrected", "empty")`` to
         train without unreviewed proposals; None keeps all. Plain folders have no statuses (all
         their masks are ground truth), so ``statuses`` does not filter them.
-        ``check_sizes`` compares image/mask/depth sizes from the file headers.
+        ``check_sizes`` compares image/mask/depth sizes from the file headers. ``verify`` (manifest
+        datasets) checks that the chosen samples' files still have the sha256 the manifest recorded
+        when they were exported (:meth:`check_unchanged`: about 1 s per 1000 Kvasir-sized frames);
+        a changed file raises :class:`DatasetError` naming it.
         """
         root = Path(root)
         if not root.is_dir():
@@ -330,6 +369,8 @@ class Dataset:
                     f"{len(missing)} names of split {split!r} have no image/mask pair in {root}: {_listing(missing)}"
                 )
             ds.samples = [by_name[n] for n in wanted]
+        if verify:
+            ds.check_unchanged()
         if check_sizes:
             _check_sizes(ds.samples)
         return ds
@@ -337,10 +378,7 @@ class Dataset:
     @classmethod
     def _open_manifest(cls, root: Path, statuses: Iterable[str] | None) -> "Dataset":
         path = root / MANIFEST
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"cannot read {path}: {exc}") from exc
+        manifest = _read_json(path)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise DatasetError(f"{path} is not a {FORMAT} manifest")
         if manifest.get("version") != VERSION:
@@ -450,26 +488,48 @@ class Dataset:
     def verify(self) -> list[str]:
         """Compare files with the sha256 recorded in the manifest; returns the problems (empty = ok)."""
         problems = []
+        for s, key, path, want in self._recorded():
+            if not want:
+                problems.append(f"{s.name}: no sha256 recorded for {key}")
+            elif _sha256(path) != want:
+                problems.append(f"{s.name}: {key} {path.name} does not match its recorded sha256")
+        return problems
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`DatasetError` naming every file of the samples whose sha256 differs from the
+        one the manifest recorded at export (an image or mask edited, replaced or swapped since).
+        Files without a recorded sha256 are not checked (see :meth:`verify`); plain folders have none.
+        :meth:`open` calls it unless ``verify=False``."""
+        changed = []
+        for _, _, path, want in self._recorded():
+            if want:
+                now = _sha256(path)
+                if now != want:
+                    changed.append(f"{path}: changed since it was exported: sha256 {want} recorded, {now} now")
+        if len(changed) == 1:
+            raise DatasetError(changed[0])
+        if changed:
+            raise DatasetError(f"{len(changed)} files changed since they were exported (their sha256 differs "
+                               f"from {self.root / MANIFEST}): {_listing(changed)}")
+
+    def _recorded(self) -> Iterator[tuple[Sample, str, Path, str | None]]:
+        """(sample, "image"|"mask"|"depth", file, recorded sha256 or None) of the manifest's samples."""
         for s in self.samples:
             fr = self._frames.get(s.name)
             if fr is None:
                 continue
-            recorded = fr.get("sha256") or {}
+            recorded = fr.get("sha256")
+            recorded = recorded if isinstance(recorded, dict) else {}
             for key, path in (("image", s.image), ("mask", s.mask), ("depth", s.depth)):
-                if path is None:
-                    continue
-                want = recorded.get(key)
-                if not want:
-                    problems.append(f"{s.name}: no sha256 recorded for {key}")
-                elif file_sha256(path) != want:
-                    problems.append(f"{s.name}: {key} {path.name} does not match its recorded sha256")
-        return problems
+                if path is not None:
+                    want = recorded.get(key)
+                    yield s, key, path, want if isinstance(want, str) and want else None
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(RGB uint8 H×W×3, mask bool H×W, depth float32 H×W or None) of sample ``i``."""
         s = self.samples[i]
         image = _to_rgb(_read_array(s.image))
-        mask = _to_mask(_read_array(s.mask))
+        mask = _to_mask(_read_array(s.mask), s.mask)
         if mask.shape != image.shape[:2]:
             raise DatasetError(f"{s.name}: mask {s.mask.name} is {mask.shape}, image is {image.shape[:2]}")
         depth = None

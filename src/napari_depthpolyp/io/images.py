@@ -69,16 +69,20 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """A binary mask as a bool H×W array (True = polyp).
 
-    A mask with two values (0/1, 0/255, 0/65535 at any bit depth) is "not 0"; one with more (JPEG
-    compression noise) is cut at ``> 127`` (8-bit values) or half range; float ones at 0.5
-    (:func:`binarise_mask`). For colour masks a pixel is set if any of R, G, B is set (alpha is ignored).
+    A mask with two values (0/1, 0/255, 0/65535 at any bit depth) is "not 0"; a label mask whose
+    values are all below 128 (0/1/2 labels, a 0/1 mask saved as JPEG) is "not 0" too; one with more
+    values up to 255 (JPEG compression noise of a 0/255 mask) is cut at ``> 127``, wider ones at half
+    range; float ones at 0.5 (:func:`binarise_mask`). For colour masks a pixel is set if any of R, G,
+    B is set (alpha is ignored). An image that is clearly not a mask (a photo, a grey gradient) is
+    refused with an :class:`InputError` naming the file (see :data:`NOT_BINARY_FRACTION`).
     """
-    return _binarise(read_image(path)[None])[0]
+    return _binarise(read_image(path)[None], path)[0]
 
 
 def read_mask_stack(path: str | os.PathLike) -> np.ndarray:
-    """A mask stack (e.g. a multi-page TIFF written by ``write_mask_stack_tiff``) as bool T×H×W."""
-    return _binarise(read_frames(path))
+    """A mask stack (e.g. a multi-page TIFF written by ``write_mask_stack_tiff``) as bool T×H×W.
+    Every frame must pass :func:`binarise_mask`'s check; a failing one is named with the file."""
+    return _binarise(read_frames(path), path)
 
 
 def read_depth(path: str | os.PathLike) -> np.ndarray:
@@ -144,46 +148,106 @@ def _check_same(file: Path, shape, dtype, first: Path, first_shape, first_dtype)
         )
 
 
-def _binarise(frames: np.ndarray) -> np.ndarray:
+def _binarise(frames: np.ndarray, path: str | os.PathLike | None = None) -> np.ndarray:
     """T×H×W[×C] -> bool T×H×W (see read_mask)."""
     if frames.ndim == 4:
         frames = frames[..., :3].max(axis=-1)
-    return binarise_mask(frames)
+    return binarise_mask(frames, source=path, stack=True)
 
 
-def binarise_mask(arr: np.ndarray) -> np.ndarray:
+# A mask is refused as "clearly not binary" when more than this fraction of its pixels lie strictly
+# between 10 % and 90 % of its value range (8-bit: 26..229). Measured: 0.0 for every mask of
+# Kvasir-SEG (1000 JPEGs with compression noise: their values are 0..8 and 246..255), CVC-ClinicDB
+# (612), the bundled samples and everything this project writes (0/255); <= 1 % for binary masks
+# re-saved as JPEG at quality 20, <= 3 % / 6 % for masks resized with anti-aliasing to 128 / 64 px;
+# >= 36 % for Kvasir-SEG / CVC-ClinicDB frames put in masks/ by mistake, ~80 % for a grey ramp.
+NOT_BINARY_FRACTION = 0.10
+_MID_BAND = (0.1, 0.9)
+
+
+def binarise_mask(arr: np.ndarray, source: str | os.PathLike | None = None, *, stack: bool = False) -> np.ndarray:
     """A mask array of any type as bool (True = polyp), one rule for every reader.
 
     bool as is; float ``> 0.5``; an integer mask with at most two values (0/1, 0/255, 0/65535,
     a label 0/2, ...) is ``!= 0``, whatever its bit depth, so a 16-bit file holding 0/255 is not
-    emptied; an integer mask with more values (JPEG noise, anti-aliased edges) is cut at half of
-    its own range: ``> 127`` when every value fits in 8 bits, else at half of its type's range.
+    emptied. An integer mask with more values whose maximum is below 128 holds labels (0/1/2 from
+    another tool, or a 0/1 mask saved as JPEG, whose noise gives 0..3 or so): every label ``> 0`` is
+    polyp (half of the smallest label, 1, is 0.5, so no other cut can be right for it). Other
+    integer masks with more values (JPEG noise of a 0/255 mask, anti-aliased edges) are cut at half
+    of their range: ``> 127`` when every value fits in 8 bits, else at half of their type's range.
+
+    An array that is clearly not a mask is refused with :class:`InputError`: more than
+    :data:`NOT_BINARY_FRACTION` of its pixels (of any one frame when ``stack``, the first axis
+    being frames) lie between 10 % and 90 % of its range (0..255 when every value fits in 8 bits,
+    else the type's range; 0..1 for floats up to 1). Masks with one or two values are never refused.
+    ``source`` (a file) starts the message.
     """
     if arr.dtype == bool:
         return arr
     if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        hi = float(np.max(arr, initial=0.0, where=finite)) if arr.size else 0.0
+        if not _two_valued(arr):
+            _check_binary(arr, 1.0 if hi <= 1.0 else 255.0 if hi <= 255.0 else hi, source, stack)
         return arr > 0.5
     if arr.dtype.kind not in "ui":
-        raise InputError(f"unsupported mask type {arr.dtype}")
+        raise InputError(f"{source}: unsupported mask type {arr.dtype}" if source is not None
+                         else f"unsupported mask type {arr.dtype}")
     if arr.size == 0:
         return arr != 0
     lo, hi = int(arr.min()), int(arr.max())
-    if lo == hi or not np.any((arr != lo) & (arr != hi)):
+    if _two_valued(arr, lo, hi):
         return arr != 0 if lo == 0 or lo == hi else arr == hi
-    if hi <= 255:
-        return arr > 127
-    return arr > np.iinfo(arr.dtype).max // 2
+    scale = 255 if hi <= 255 else np.iinfo(arr.dtype).max
+    _check_binary(arr, scale, source, stack)
+    if 0 < hi < 128:
+        return arr > 0
+    return arr > scale // 2
+
+
+def _two_valued(arr: np.ndarray, lo=None, hi=None) -> bool:
+    if arr.size == 0:
+        return True
+    lo = arr.min() if lo is None else lo
+    hi = arr.max() if hi is None else hi
+    return bool(lo == hi or not np.any((arr != lo) & (arr != hi)))
+
+
+def _check_binary(arr: np.ndarray, scale: float, source, stack: bool) -> None:
+    """Raise InputError when too many pixels are neither background nor polyp (see binarise_mask)."""
+    low, high = _MID_BAND[0] * scale, _MID_BAND[1] * scale
+    mid = (arr > low) & (arr < high)
+    if stack and arr.ndim >= 3:
+        fractions = mid.reshape(len(arr), -1).mean(axis=1)
+        worst = int(np.argmax(fractions))
+        fraction, where = float(fractions[worst]), f" (frame {worst})" if len(arr) > 1 else ""
+    else:
+        fraction, where = float(mid.mean()), ""
+    if fraction > NOT_BINARY_FRACTION:
+        prefix = f"{source}: " if source is not None else ""
+        span = f"{low:g}..{high:g}" if arr.dtype.kind == "f" else f"{int(low) + 1}..{int(np.ceil(high)) - 1}"
+        raise InputError(
+            f"{prefix}not a binary mask{where}: {fraction:.0%} of its pixels are grey values ({span}, neither "
+            f"background nor polyp; a mask has at most {NOT_BINARY_FRACTION:.0%}); is it a photo or a map "
+            "rather than a mask? A mask is 0/255 (or 0/1 labels), polyp = non-zero")
+
+
+def probe_tiff(path: str | os.PathLike) -> tuple[int, tuple[int, ...], np.dtype]:
+    """(number of frames, frame shape H×W[×C], dtype) of a TIFF from its header, as
+    :func:`read_frames` would return it, without decoding pixels."""
+    path = _check_image_file(path)
+    with _open_tiff(path) as tif:
+        series = tif.series[0]
+        order, frame_ndim = _tiff_order(series.axes, path)
+        shape = [series.shape[i] for i in order]
+        return math.prod(shape[:-frame_ndim]), _squeeze_channel(shape[-frame_ndim:]), np.dtype(series.dtype)
 
 
 def _probe_single(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of a one-frame image file from its header, without decoding pixels."""
     path = _check_image_file(path)
     if path.suffix.lower() in _TIFF_EXTENSIONS:
-        with _open_tiff(path) as tif:
-            series = tif.series[0]
-            order, frame_ndim = _tiff_order(series.axes, path)
-            shape = [series.shape[i] for i in order]
-            count, frame_shape, dtype = math.prod(shape[:-frame_ndim]), _squeeze_channel(shape[-frame_ndim:]), series.dtype
+        count, frame_shape, dtype = probe_tiff(path)
         if count != 1:
             raise InputError(f"{path}: holds {count} frames; a folder stack takes one image per file")
         return frame_shape, np.dtype(dtype)
