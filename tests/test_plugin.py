@@ -412,6 +412,23 @@ def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, plu
 
     again = SegmentWidget(viewer)
     assert again.min_region.value() == 0.1 and again.frames.currentText() == "All frames"
+
+    # a new threshold on many frames: the one on screen at once, the others a slice per tick
+    from napari_depthpolyp.review import threshold_map
+    from napari_depthpolyp.widgets import _context
+
+    for name, value in (("RETHRESHOLD_NOW", 1), ("RETHRESHOLD_SLICE_S", 0.0), ("RETHRESHOLD_CHUNK", 1)):
+        monkeypatch.setattr(_context, name, value)
+    ctrl = seg.ctx.controller_for(viewer.layers["long"], create=False)
+    ctrl.go_to(0)
+    ctrl.set_threshold(0.9)
+    current = ctrl.current()
+    assert session.pending and current not in session.pending and session.predicted[current]
+    mask = viewer.layers["long polyp mask"]
+    np.testing.assert_array_equal(mask.data[current], threshold_map(session.probability[current], 0.9, 0.001))
+    qtbot.waitUntil(lambda: not session.pending, timeout=10_000)
+    for i in np.flatnonzero(session.predicted):
+        np.testing.assert_array_equal(mask.data[i], threshold_map(session.probability[i], 0.9, 0.001))
     assert seg.worker is None and seg.run_button.isEnabled() and "Cancelled" in seg.status.text()
 
 

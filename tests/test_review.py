@@ -462,3 +462,23 @@ def test_undo_accept_takes_back_the_last_accept_still_standing(tmp_path):
     s.undo_accept()
     assert s.save()  # the frame is unreviewed again on disk too
     assert "4" not in json.loads((s.folder / "session.json").read_text())["frames"]
+
+
+def test_a_deferred_threshold_keeps_the_rules_while_frames_wait(tmp_path):
+    s = make_session(tmp_path)
+    s.reset(5)  # a frame a review action replaced: recomputed at once, never left waiting
+    changed = s.set_threshold(0.2, defer=True)
+    assert sorted(changed) == [0, 1, 2, 3, 4, 5] and s.pending == {0, 1, 2, 3, 4}
+    np.testing.assert_array_equal(s.masks[5], blob(20, 35) >= 0.2)
+    np.testing.assert_array_equal(s.masks[1], blob(20, 15) >= 0.5)  # still the old proposal
+    assert s.reconcile() == []  # a waiting frame is not taken for an undone correction
+    s.accept(1)  # reviewed while waiting: keeps what the user saw and accepted
+    s.add_predictions([pred(2, blob(20, 20))])  # a new prediction: at the new threshold, no longer waiting
+    assert 2 not in s.pending
+    assert s.rethreshold_pending(1, first=(4,)) == [4]  # the frame on screen first
+    assert s.rethreshold_pending(10) == [0, 3] and not s.pending  # frame 1 is skipped: it was accepted
+    for i in (0, 2, 3, 4):
+        np.testing.assert_array_equal(s.masks[i], blob(20, 10 + 5 * i) >= 0.2)
+    np.testing.assert_array_equal(s.masks[1], blob(20, 15) >= 0.5)
+    assert s.undo_accept() == 1  # unreviewed again: the proposal at the current threshold
+    np.testing.assert_array_equal(s.masks[1], blob(20, 15) >= 0.2)

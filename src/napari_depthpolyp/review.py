@@ -381,6 +381,7 @@ class ReviewSession:
         self._cleared: set[int] = set()  # frames whose mask a review action replaced (undo may bring it back)
         self._unsaved: set[int] = set()  # frames changed through this API since the last save
         self._accepts: list[tuple[int, int]] = []  # (frame, status before) of recent accepts, for undo_accept
+        self.pending: set[int] = set()  # unreviewed frames still to re-threshold (set_threshold(defer=True))
         self._dirty = False
 
     # -- status ---------------------------------------------------------------------------------
@@ -431,6 +432,9 @@ class ReviewSession:
             if self.status[i] == ACCEPTED:
                 self._unsaved.add(i)
                 self._set(i, before)
+                if before == UNREVIEWED:  # a proposal again: the one at the current threshold
+                    self.masks[i] = self.proposal(i)
+                    self.pending.discard(i)
                 return i
         return None
 
@@ -447,6 +451,7 @@ class ReviewSession:
         """Back to unreviewed, with the model's proposal at the current threshold (or an empty mask)."""
         i = self._check(i)
         self.masks[i] = self.proposal(i)
+        self.pending.discard(i)  # up to date now, and never overwritten later (an undo may bring a correction back)
         self._edited.discard(i)
         self._cleared.add(i)
         self._unsaved.add(i)
@@ -502,6 +507,7 @@ class ReviewSession:
             self.frame_model[i] = model
             if self.status[i] == UNREVIEWED:
                 self.masks[i] = threshold_map(p.probability, self.threshold, self.min_region)
+            self.pending.discard(i)
             done.append(i)
         self._rescore({j for i in done for j in (i - 1, i, i + 1)})
         return done
@@ -513,10 +519,13 @@ class ReviewSession:
             return np.zeros(self.shape, np.uint8)
         return threshold_map(self.probability[i], self.threshold, self.min_region).astype(np.uint8)
 
-    def set_threshold(self, threshold: float, min_region: float | None = None) -> list[int]:
+    def set_threshold(self, threshold: float, min_region: float | None = None, defer: bool = False) -> list[int]:
         """Re-threshold the stored probability of every *unreviewed* predicted frame (reviewed frames
         keep their masks) and re-rank; ``min_region`` (default: unchanged) also sets the smallest
-        region the proposals keep. Returns the frames whose mask was recomputed."""
+        region the proposals keep. Returns the frames whose mask is recomputed. With ``defer``, only
+        the frames a review action replaced are recomputed now (so that :meth:`reconcile` never
+        compares a stale mask); the others wait in :attr:`pending` for :meth:`rethreshold_pending`,
+        which the viewer calls a few at a time so that a long video never freezes it."""
         threshold = float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
@@ -525,10 +534,29 @@ class ReviewSession:
             self._dirty = True
         self.threshold, self.min_region = threshold, min_region
         frames = [int(i) for i in np.flatnonzero(self.predicted & (self.status == UNREVIEWED))]
+        self.pending = {i for i in frames if i not in self._cleared} if defer else set()
         for i in frames:
-            self.masks[i] = threshold_map(self.probability[i], threshold, min_region)
+            if i not in self.pending:
+                self.masks[i] = threshold_map(self.probability[i], threshold, min_region)
         self._rescore(self._thumbs.keys(), boundary=True)
         return frames
+
+    def rethreshold_pending(self, count: int, first: Iterable[int] = ()) -> list[int]:
+        """Re-threshold up to ``count`` of the :attr:`pending` frames, those in ``first`` (the frame
+        on screen) before the others, skipping any reviewed meanwhile. Returns the frames done."""
+        order = [i for i in first if i in self.pending]
+        for i in sorted(self.pending):
+            if len(order) >= count:
+                break
+            if i not in order:
+                order.append(i)
+        done = []
+        for i in order[:count]:
+            self.pending.discard(i)
+            if self.status[i] == UNREVIEWED:
+                self.masks[i] = threshold_map(self.probability[i], self.threshold, self.min_region)
+                done.append(i)
+        return done
 
     def depth_of(self, i: int) -> np.ndarray | None:
         i = self._check(i)

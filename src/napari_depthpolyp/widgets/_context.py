@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +43,9 @@ from ._layers import (
 
 log = logging.getLogger(__name__)
 AUTOSAVE_MS = 1500
+RETHRESHOLD_NOW = 64  # a new threshold re-thresholds this many frames at once; more go a slice at a time
+RETHRESHOLD_SLICE_S = 0.03  # napari's thread is given back after this long
+RETHRESHOLD_CHUNK = 8  # frames between two looks at the clock
 CHECK_MS = 5000
 RESUME_ENV = "DEPTHPOLYP_RESUME"  # "yes" / "no": answer the resume question without a dialog
 
@@ -121,6 +125,8 @@ class ReviewController(QObject):
         self._check = QTimer(self, interval=CHECK_MS)
         self._check.timeout.connect(self._check_history)
         self._check.start()
+        self._rethreshold = QTimer(self, singleShot=True, interval=0)  # the pending frames, a slice per tick
+        self._rethreshold.timeout.connect(self._rethreshold_slice)
         self.ensure_layers()
 
     @property
@@ -205,13 +211,30 @@ class ReviewController(QObject):
         """A new threshold (and, given, smallest region kept) for the unreviewed proposals."""
         if float(threshold) == self.session.threshold and min_region in (None, self.session.min_region):
             return
-        changed = self.session.set_threshold(threshold, min_region)
-        if changed:
+        defer = self.is_stack and self.session.predicted.sum() > RETHRESHOLD_NOW
+        changed = self.session.set_threshold(threshold, min_region, defer=defer)
+        if self.session.pending:
+            self._rethreshold_slice()  # the frame on screen first, then the rest without blocking the viewer
+        elif changed:
             self.refresh(maps=False)
         for layer in (self.mask_layer, self.prob_layer, self.depth_layer):
             if layer is not None:
                 record(layer, threshold=self.session.threshold, min_region=self.session.min_region)
         self.touch()
+
+    def _rethreshold_slice(self) -> None:
+        """Re-threshold pending frames for about RETHRESHOLD_SLICE_S, the one on screen first, then
+        give napari's thread back and continue at the next tick."""
+        if self.closed:
+            return
+        t0, current = time.perf_counter(), self.current()
+        done = self.session.rethreshold_pending(RETHRESHOLD_CHUNK, first=(current,))
+        while self.session.pending and time.perf_counter() - t0 < RETHRESHOLD_SLICE_S:
+            done += self.session.rethreshold_pending(RETHRESHOLD_CHUNK)
+        if current in done or not self.session.pending:
+            self.refresh(maps=False)
+        if self.session.pending:
+            self._rethreshold.start()
 
     # -- review actions (buttons and keys) --------------------------------------------------------
     def current(self) -> int:
@@ -348,6 +371,7 @@ class ReviewController(QObject):
         self.closed = True
         self._autosave.stop()
         self._check.stop()
+        self._rethreshold.stop()
         self.save_now()
 
 
@@ -409,8 +433,9 @@ class DepthPolypContext(QObject):
         if session is None:
             session = ReviewSession(n, shape, beside=not info.get("sample"), **common)
         if session.storage.on_disk:
-            need = session_bytes(session.n, session.shape, session.map_dtype) / 2**30
-            show_info(f"{image.name}: its masks, probability and depth ({need:.1f} GB once every frame is segmented) "
+            need = session_bytes(session.n, session.shape, session.map_dtype) / 2**20
+            size = f"{need / 1024:.1f} GB" if need >= 1024 else f"{need:.0f} MB"
+            show_info(f"{image.name}: its masks, probability and depth ({size} once every frame is segmented) "
                       f"are more than this session may keep in memory, so they are kept in a temporary file in "
                       f"{session.storage.folder}.")
         ctrl = ReviewController(self, image, session, is_stack)
