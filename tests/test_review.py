@@ -373,8 +373,10 @@ def test_import_masks_from_a_folder_or_a_stack(tmp_path):
     stack = np.zeros((3, H, W), bool)
     stack[2, :4, :4] = True
     write_mask_stack_tiff(tmp_path / "all.tif", stack)
-    assert s.import_masks(tmp_path / "all.tif") == [0, 1, 2]
-    assert s.masks[2, :4, :4].all() and not s.masks[1].any()
+    kept = []
+    assert s.import_masks(tmp_path / "all.tif", kept=kept) == [0, 2]  # frame 1 is reviewed: the user's mask stays
+    assert kept == [1] and s.masks[2, :4, :4].all() and not s.masks[0].any()
+    np.testing.assert_array_equal(s.masks[1] != 0, m)
     write_mask_png(folder / "c.png", np.zeros((H + 1, W), bool))
     before = s.masks.copy()
     with pytest.raises(ReviewError, match=r"c\.png: the mask of frame c is 50×41 px, the frames are 50×40"):

@@ -813,13 +813,15 @@ class ReviewSession:
         return session
 
     # -- starting from existing masks -------------------------------------------------------------
-    def import_masks(self, path: str | os.PathLike) -> list[int]:
+    def import_masks(self, path: str | os.PathLike, kept: list[int] | None = None) -> list[int]:
         """Start from masks made elsewhere (an earlier annotation, another tool, this plugin's mask
         writer or a dataset's ``masks/``): a folder of masks named like the frames
         (``<frame name>.png``; a frame without one is left as it is), a multi-page mask TIFF with
         one page per frame, or one mask for a single image. The imported frames become "corrected"
         (made by a person), so that no model run overwrites them; refine them by painting. Every
-        mask is checked before any is used: a wrong size or count names the file. Returns the frames."""
+        mask is checked before any is used: a wrong size or count names the file. A frame already
+        reviewed (accepted, corrected or empty) keeps its mask: the user's work is never replaced by
+        an import; those frames are appended to ``kept``. Returns the frames imported."""
         from .io.images import InputError, list_images, read_mask, read_mask_stack
 
         path = Path(path)
@@ -842,10 +844,17 @@ class ReviewSession:
             if m.shape != self.shape:
                 raise ReviewError(f"{f}: the mask of frame {self.frame_name(i)} is {m.shape[1]}×{m.shape[0]} px, "
                                   f"the frames are {self.shape[1]}×{self.shape[0]} px")
-        for i, (_, m) in masks.items():
+        imported = []
+        for i, (_, m) in sorted(masks.items()):
+            if self.status[i] != UNREVIEWED:
+                if kept is not None:
+                    kept.append(i)
+                continue
             self.masks[i] = m
+            self.pending.discard(i)
             self.mark_corrected(i)
-        return sorted(masks)
+            imported.append(i)
+        return imported
 
     # -- export ---------------------------------------------------------------------------------
     def export_plan(self, statuses: Iterable[str] = ("accepted", "corrected"), include_depth: bool = True) -> list["ExportItem"]:

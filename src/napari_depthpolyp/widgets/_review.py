@@ -215,7 +215,8 @@ class ReviewWidget(QWidget):
             return []
         try:
             ctrl = self.ctx.controller_for(layer, parent=self)
-            frames = ctrl.session.import_masks(path)
+            kept: list[int] = []
+            frames = ctrl.session.import_masks(path, kept=kept)
         except ReviewError as exc:
             show_error(str(exc))
             return []
@@ -223,7 +224,8 @@ class ReviewWidget(QWidget):
         ctrl.refresh(maps=False)
         ctrl.touch()
         self.ctx.set_active(ctrl)
-        show_info(f"Imported {len(frames)} masks into {layer.name} as corrected frames.")
+        note = (f"; {len(kept)} frames you had already reviewed kept their masks" if kept else "")
+        show_info(f"Imported {len(frames)} masks into {layer.name} as corrected frames{note}.")
         return frames
 
 
