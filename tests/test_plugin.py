@@ -384,6 +384,17 @@ def test_review_starts_from_imported_masks(make_napari_viewer, qtbot, frames_fol
     ctrl = review.ctx.controller_for(image, create=False)
     assert ctrl.session.status_of(2) == "corrected" and review.ctx.active is ctrl
     assert review.import_masks(str(tmp_path / "nothing-here")) == []  # an error notification, nothing changed
+    # the button offers both kinds: a folder, or a multi-page TIFF (frame 2, now corrected, keeps its mask)
+    from napari_depthpolyp.io.writers import write_mask_stack_tiff
+
+    assert [a.text() for a in review.import_button.menu().actions()][1].startswith("A multi-page mask TIFF")
+    write_mask_stack_tiff(tmp_path / "all.tif", np.ones((4, H, W), bool))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("napari_depthpolyp.widgets._review.QFileDialog.getOpenFileName",
+                   lambda *a, **k: (str(tmp_path / "all.tif"), ""))
+        review.import_button.menu().actions()[1].trigger()
+    assert [ctrl.session.status_of(i) for i in range(4)] == ["corrected"] * 4
+    assert mask.data[[0, 1, 3]].all() and np.array_equal(mask.data[2] != 0, m)
 
 
 def run_long(viewer, model):

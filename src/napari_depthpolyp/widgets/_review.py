@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -76,7 +77,8 @@ class ReviewWidget(QWidget):
         self.save_to = QPushButton("Save to…", toolTip="Autosave this session to another folder")
         self.import_button = QPushButton(
             "Import masks…", toolTip="Start from masks made elsewhere: a folder of masks named like the frames "
-            "(this plugin's exports and mask writer make them). They become corrected frames; refine them by painting.")
+            "or a multi-page TIFF (this plugin's exports and mask writer make both). They become corrected "
+            "frames; refine them by painting. Frames already reviewed keep their masks.")
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.image)
@@ -99,7 +101,10 @@ class ReviewWidget(QWidget):
         remember_checked(self.advance, "review/advance")
         self.table.cellClicked.connect(self._row_clicked)
         self.save_to.clicked.connect(self._choose_folder)
-        self.import_button.clicked.connect(self._choose_masks)
+        menu = QMenu(self.import_button)
+        menu.addAction("A folder of masks named like the frames…", self._choose_masks)
+        menu.addAction("A multi-page mask TIFF, one page per frame…", self._choose_mask_stack)
+        self.import_button.setMenu(menu)
         self.viewer.dims.events.current_step.connect(self._show_frame)
         _keys.add_shortcuts(self, self.ctx.run)
         self._follow(self.ctx.active)
@@ -206,6 +211,14 @@ class ReviewWidget(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "A folder of masks named like the frames")
         if folder:
             self.import_masks(folder)
+
+    def _choose_mask_stack(self) -> None:
+        if self.image.value is None:
+            show_error("Open the frames first, then choose them under Image.")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "A mask TIFF with one page per frame", "", "TIFF (*.tif *.tiff)")
+        if path:
+            self.import_masks(path)
 
     def import_masks(self, path: str) -> list[int]:
         """Import masks into the chosen image's review (see ``ReviewSession.import_masks``)."""
