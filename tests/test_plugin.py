@@ -60,6 +60,17 @@ def segment(qtbot, seg, model):
 
 
 # ----------------------------------------------------------------------------- manifest, IO
+def test_the_napari_internals_the_review_relies_on_are_there(make_napari_viewer):
+    """napari's undo sends no event, so autosave reads the Labels history lengths (and the staged
+    stroke) itself; without them it stays correct but hashes every painted mask at each check. A
+    napari that renames them fails here, not silently in a clinician's review."""
+    viewer = make_napari_viewer()
+    labels = viewer.add_labels(np.zeros((2, 8, 8), np.uint8))
+    for name in ("_undo_history", "_redo_history", "_staged_history"):
+        assert hasattr(labels, name), name
+    assert hasattr(viewer.window, "_qt_window")
+
+
 def test_manifest_reader_writer_and_samples(make_napari_viewer, frames_folder, tmp_path):
     from npe2 import PluginManager
 

@@ -308,12 +308,18 @@ class ReviewController(QObject):
         self.go_to(index)
 
     # -- autosave ---------------------------------------------------------------------------------
+    _history_warned = False
+
     def _history(self):
         """The lengths of the mask layer's undo and redo history (None if napari does not expose
         them). Without a paint event, the masks are a function of the undo position alone."""
         layer = self.mask_layer
         undo, redo = getattr(layer, "_undo_history", None), getattr(layer, "_redo_history", None)
         if undo is None or redo is None:
+            if layer is not None and not ReviewController._history_warned:  # said once, not every 5 s
+                ReviewController._history_warned = True
+                log.warning("this napari's Labels layer has no _undo_history/_redo_history: every autosave "
+                            "check hashes all painted masks (slower, still correct)")
             return None
         return len(undo), len(redo)
 
