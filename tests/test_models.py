@@ -1,6 +1,7 @@
 """Model directories: hashes, cards, the registry and torch/ONNX parity."""
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -18,6 +19,7 @@ from napari_depthpolyp.models import (
     list_models,
     next_user_model_dir,
     open_model,
+    read_graph_facts,
     resolve_model,
     user_models_dir,
     write_model,
@@ -108,12 +110,15 @@ def test_registry_lists_and_resolves_user_models(model_dir):
 
 
 def _copy_as_fine_tune(source, target, version):
-    """A user model at ``target``: ``source``'s files with ``version`` in its card."""
+    """A user model at ``target``: ``source``'s weights with ``version`` in its card. Torch only: the
+    graph's embedded card names ``source``'s version, so a copy that kept it would be refused."""
     import shutil
 
-    shutil.copytree(source, target)
-    card = json.loads((target / "card.json").read_text())
+    target.mkdir(parents=True)
+    shutil.copy(source / WEIGHTS, target / WEIGHTS)
+    card = json.loads((source / "card.json").read_text())
     card["version"] = version
+    card["files"].pop(ONNX, None)
     (target / "card.json").write_text(json.dumps(card))
     return target
 
@@ -249,3 +254,241 @@ def test_release_script_writes_the_same_tensors_under_the_release_version(model_
     assert json.loads(props["depthpolyp_card"])["version"] == "1.0"
     again = subprocess.run(argv, capture_output=True, text=True)
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# card.json against the graph's copy of the card (D5), card values (D6), unparsable graphs (D7)
+# --------------------------------------------------------------------------------------------
+
+
+def _bundled_copy(tmp_path, edit=None, name="copy"):
+    """A copy of the bundled model directory, ``edit(card)`` applied to its card.json."""
+    import shutil
+
+    bundled = resolve_model()
+    assert bundled.bundled
+    copy = tmp_path / name
+    shutil.copytree(bundled.path, copy)
+    if edit is not None:
+        card = json.loads((copy / CARD).read_text())
+        edit(card)
+        (copy / CARD).write_text(json.dumps(card))
+    return copy
+
+
+def _replace_graph(copy, data: bytes):
+    """``copy``'s model.onnx replaced by ``data``, its card.json rehashed to match (tampering that
+    the sha256 alone cannot see)."""
+    import hashlib
+
+    (copy / ONNX).write_bytes(data)
+    card = json.loads((copy / CARD).read_text())
+    card["files"][ONNX] = hashlib.sha256(data).hexdigest()
+    (copy / CARD).write_text(json.dumps(card))
+
+
+def test_every_card_field_but_the_hashes_is_embedded_in_the_bundled_graph():
+    """What the check relies on: export_onnx_model writes the whole card but ``files`` into the graph's
+    metadata, and nothing changes card.json after that (the bundled model, a release, loads)."""
+    bundled = resolve_model()
+    card = json.loads((bundled.path / CARD).read_text())
+    embedded = json.loads(read_graph_facts(bundled.onnx_path)[0]["depthpolyp_card"])
+    assert set(card) - set(embedded) == {"files"}
+    assert {k: v for k, v in card.items() if k != "files"} == embedded
+
+
+def test_the_session_and_the_onnx_library_give_the_check_the_same_facts():
+    """The ONNX backend checks with the facts of its ONNX Runtime session, the torch backend and
+    ``info`` with those of the onnx library: both must see the same graph."""
+    import onnxruntime as ort
+
+    path = resolve_model().onnx_path
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from_session = (sess.get_modelmeta().custom_metadata_map, {i.name: list(i.shape) for i in sess.get_inputs()},
+                    [o.name for o in sess.get_outputs()])
+    assert read_graph_facts(path) == from_session
+    assert from_session[1:] == ({"image": ["N", 3, 224, 224]}, ["segmentation", "depth"])
+
+
+def _refused_by_the_engine(model_path, match, backends=("onnx",)) -> list[str]:
+    """The ModelError messages of ``Predictor(model_path)`` on each backend (each must raise one
+    matching ``match``). The directory itself opens: its files match their hashes."""
+    from napari_depthpolyp.engine import Predictor
+
+    open_model(model_path)
+    messages = []
+    for backend in backends:
+        with pytest.raises(ModelError, match=match) as err:
+            Predictor(str(model_path), backend=backend)
+        messages.append(str(err.value))
+    return messages
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("default_threshold", 0.9),
+        ("name", "another-model"),
+        ("version", "9.9"),
+        ("parent", None),
+        ("description", "edited by hand"),
+        ("metrics", {"val": {"val_dice_clean": 0.99}}),
+        ("training_data", {}),
+        ("config", {"threshold": 0.9}),
+        ("created", "2020-01-01T00:00:00+00:00"),
+    ],
+)
+def test_a_card_edited_after_the_export_is_refused(tmp_path, field, value):
+    copy = _bundled_copy(tmp_path, lambda card: card.__setitem__(field, value))
+    [message] = _refused_by_the_engine(copy, "does not match the card embedded in")
+    assert str(copy / CARD) in message and str(copy / ONNX) in message and f"'{field}'" in message
+    assert "\n" not in message
+
+
+def test_an_edited_card_is_refused_by_the_torch_backend_and_by_info_too(tmp_path, capsys):
+    from napari_depthpolyp.cli import main
+
+    copy = _bundled_copy(tmp_path, lambda card: card.__setitem__("default_threshold", 0.9))
+    wanted = f"{copy / CARD}: does not match the card embedded in {copy / ONNX} ('default_threshold' is 0.9, "
+    for message in _refused_by_the_engine(copy, "does not match the card embedded in", backends=("onnx", "torch")):
+        assert message.startswith(wanted)
+    assert main(["info", "--model", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert wanted in err and len(err.splitlines()) == 1, err
+
+
+def test_a_card_input_size_that_is_not_the_graphs_is_refused(tmp_path):
+    copy = _bundled_copy(tmp_path, lambda card: card.__setitem__("input_size", [256, 256]))
+    [message] = _refused_by_the_engine(copy, r"'input_size' is \[256, 256\], but the graph .* takes 224x224")
+    assert message.startswith(f"{copy / CARD}: ")
+
+
+def test_a_torch_only_model_with_an_edited_card_still_opens(tmp_path):
+    """Without a graph there is no embedded card to compare with: the hashes alone are checked."""
+    def torch_only(card):
+        card["files"].pop(ONNX)
+        card["default_threshold"] = 0.45
+
+    copy = _bundled_copy(tmp_path, torch_only)
+    (copy / ONNX).unlink()
+    model = open_model(copy)
+    assert model.card.default_threshold == 0.45 and not model.onnx_path.exists()
+    from napari_depthpolyp.engine import Predictor
+
+    predictor = Predictor(str(copy))  # no graph: the torch backend, nothing to check against
+    assert predictor.backend == "torch" and predictor.threshold == 0.45
+
+
+def test_a_graph_without_the_embedded_card_is_refused(tmp_path):
+    copy = _bundled_copy(tmp_path)
+    model = onnx.load(str(copy / ONNX), load_external_data=False)
+    del model.metadata_props[:]
+    _replace_graph(copy, model.SerializeToString())
+    _refused_by_the_engine(copy, r"model\.onnx: carries no 'depthpolyp_card' metadata", backends=("onnx", "torch"))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("input_size", []),
+        ("input_size", ["a"]),
+        ("input_size", [224]),
+        ("input_size", [224, 224, 224]),
+        ("input_size", [0, 224]),
+        ("input_size", [224.0, 224.0]),
+        ("input_size", [True, True]),
+        ("default_threshold", 5),
+        ("default_threshold", 0),
+        ("default_threshold", 1),
+        ("default_threshold", -0.2),
+        ("default_threshold", float("nan")),
+        ("default_threshold", True),
+        ("default_threshold", "0.3"),
+        ("metrics", "oops"),
+        ("metrics", None),
+        ("config", []),
+        ("training_data", "kvasir"),
+        ("parent", 7),
+        ("name", ""),
+        ("version", 1.7),
+        ("description", 3),
+        ("files", {"weights.safetensors": 5}),
+        ("files", {"../../../etc/passwd": "0" * 64}),
+    ],
+)
+def test_a_card_value_out_of_range_is_refused_naming_card_json_and_the_field(tmp_path, field, value):
+    """The card is checked before any file: a directory holding only the card.json is enough."""
+    card = json.loads((resolve_model().path / CARD).read_text())
+    card[field] = value
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / CARD).write_text(json.dumps(card))
+    with pytest.raises(ModelError) as err:
+        open_model(folder)
+    message = str(err.value)
+    assert message.startswith(f"{folder / CARD}: model card field '{field}' ") and "\n" not in message
+
+
+def test_the_models_command_lists_the_good_models_and_names_a_broken_one(tmp_path, monkeypatch, capsys):
+    from napari_depthpolyp.cli import main
+
+    monkeypatch.setenv("DEPTHPOLYP_USER_DIR", str(tmp_path / "user"))
+    card = json.loads((resolve_model().path / CARD).read_text())
+    card["metrics"] = "oops"
+    broken = user_models_dir() / "broken-1"
+    broken.mkdir(parents=True)
+    (broken / CARD).write_text(json.dumps(card))
+    skipped = []
+    assert [m.bundled for m in list_models(skipped)] == [True]
+    assert len(skipped) == 1 and "'metrics'" in str(skipped[0])
+    assert main(["models"]) == 2
+    out, err = capsys.readouterr()
+    assert resolve_model().id in out and "broken-1" not in out
+    wanted = f"{broken / CARD}: model card field 'metrics' must be a JSON object, got 'oops'"
+    assert err.strip() == f"depthpolyp models: error: {wanted}"
+    import shutil
+
+    card["metrics"] = {"val": "not a dict"}  # a valid card whose val metrics are no table
+    card["files"].pop(ONNX)
+    shutil.copy(resolve_model().weights_path, broken / WEIGHTS)
+    (broken / CARD).write_text(json.dumps(card))
+    assert main(["models"]) == 0
+    assert "broken-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda data: b"garbage" * 10, lambda data: data[: len(data) // 2], lambda data: b""],
+    ids=["garbage", "truncated", "empty"],
+)
+def test_a_graph_that_cannot_be_parsed_is_refused_even_with_its_hash_updated(tmp_path, damage):
+    copy = _bundled_copy(tmp_path)
+    _replace_graph(copy, damage((copy / ONNX).read_bytes()))
+    where = re.escape(str(copy / ONNX))
+    onnx_msg, torch_msg = _refused_by_the_engine(copy, rf"^{where}: ", backends=("onnx", "torch"))
+    assert "ONNX Runtime cannot load this graph (" in onnx_msg
+    assert "not a loadable ONNX graph (" in torch_msg
+
+
+def test_predict_and_info_refuse_a_damaged_model_with_a_one_line_error(tmp_path, capsys):
+    """The CLI shows the engine's (predict) or the onnx library's (info) refusal on one line, exit code 2."""
+    from PIL import Image
+
+    from napari_depthpolyp.cli import main
+
+    copy = _bundled_copy(tmp_path)
+    _replace_graph(copy, b"garbage" * 10)
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    thr = _bundled_copy(tmp_path, lambda card: card.__setitem__("default_threshold", 0.9), name="thr")
+    predict = ["predict", str(image), "--out", str(tmp_path / "out"), "--model"]
+    for argv, wanted in [
+        (["info", "--model", str(copy)], f"{copy / ONNX}: not a loadable ONNX graph"),
+        (predict + [str(copy)], f"{copy / ONNX}: ONNX Runtime cannot load this graph"),
+        (predict + [str(copy), "--backend", "torch"], f"{copy / ONNX}: not a loadable ONNX graph"),
+        (predict + [str(thr)], "'default_threshold' is 0.9"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert wanted in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

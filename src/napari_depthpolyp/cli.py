@@ -47,6 +47,7 @@ def cmd_info(args) -> int:
     from .models import resolve_model
 
     model = resolve_model(args.model)
+    model.check_graph_file()  # card.json against model.onnx (no engine session here)
     net = model.load_torch()
     info = {
         "model": model.id,
@@ -76,12 +77,16 @@ def cmd_info(args) -> int:
 def cmd_models(args) -> int:
     from .models import list_models
 
-    for m in list_models():
+    skipped = []  # the directories that are not usable models: listed on stderr, exit code 2
+    for m in list_models(skipped):
         where = "bundled" if m.bundled else "user"
-        dice = m.card.metrics.get("val", {}).get("val_dice_clean")
+        val = m.card.metrics.get("val")
+        dice = val.get("val_dice_clean") if isinstance(val, dict) else None
         extra = f"  val Dice {dice:.3f}" if isinstance(dice, (int, float)) else ""
         print(f"{m.id:40s} {where:8s} parent={m.card.parent}{extra}  {m.path}")
-    return 0
+    for exc in skipped:
+        print(f"depthpolyp models: error: {exc}", file=sys.stderr)
+    return 2 if skipped else 0
 
 
 def cmd_export_onnx(args) -> int:

@@ -125,6 +125,7 @@ class Predictor:
                 log.warning("onnxruntime is not installed: using the torch backend")
                 self.backend = "torch"
         if self.backend == "torch":
+            self.model.check_graph_file()  # card.json against model.onnx when there is one (onnx library)
             self._net = self.model.load_torch().to(memory_format=torch.channels_last)
 
     def _make_session(self):
@@ -137,9 +138,14 @@ class Predictor:
         opts.intra_op_num_threads = self.num_threads
         opts.inter_op_num_threads = 1
         try:
-            return ort.InferenceSession(str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own exception types (InvalidProtobuf, ...), not ImportError
             raise ModelError(f"{self.model.onnx_path}: ONNX Runtime cannot load this graph ({exc})") from exc
+        # card.json against the graph, with the facts the session already has (no second parse)
+        self.model.check_graph(sess.get_modelmeta().custom_metadata_map,
+                               {i.name: list(i.shape) for i in sess.get_inputs()},
+                               [o.name for o in sess.get_outputs()])
+        return sess
 
     def provenance(self) -> dict[str, Any]:
         return {**self.model.provenance(), "backend": self.backend, "threshold": self.threshold, "tta": self.tta,

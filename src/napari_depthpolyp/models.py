@@ -7,21 +7,28 @@ A model is a directory::
     card.json             name, version, parent, input size, default threshold, training-data
                           fingerprint, metrics, and the sha256 of each of the two files above
 
-Loading verifies both hashes and refuses a mismatch or a malformed card with an error naming the
-file. The registry lists the models bundled inside the package and the user's own versions (a
-per-user data directory), and resolves a model by id, by name (newest version) or by path.
+Opening a model (``open_model``) verifies both hashes and refuses a mismatch or a malformed card
+with an error naming the file. card.json itself is covered by no hash, but the ONNX graph carries a
+copy of the card (every field but ``files``): card.json is checked against that copy and the graph's
+input shape (``check_card_against_graph``) where the graph is loaded, not on opening. The engine
+(``engine.Predictor``) checks it with the facts of the ONNX Runtime session it creates anyway; its
+torch backend and ``depthpolyp info`` read them with the ``onnx`` library
+(``ModelDir.check_graph_file``). A graph that neither can parse is refused. The registry lists the models bundled inside
+the package and the user's own versions (a per-user data directory), and resolves a model by id, by
+name (newest version) or by path.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .io.atomic import atomic_path, file_sha256, write_json
 from .paths import user_dir
@@ -35,6 +42,16 @@ OUTPUT_NAMES = ("segmentation", "depth")
 BUNDLED_DIR = Path(__file__).with_name("weights")
 DEFAULT_MODEL = "depthpolyp-kvasir"
 _REQUIRED = {"name": str, "version": str, "input_size": list, "default_threshold": (int, float), "files": dict}
+# Optional fields: the JSON type each must have when present (the dataclass default otherwise).
+_OPTIONAL = {"parent": (str, type(None)), "training_data": dict, "metrics": dict, "config": dict,
+             "created": str, "description": str, "format": str}
+_JSON_TYPE = {str: "a string", list: "a list", dict: "a JSON object", (int, float): "a number",
+              (str, type(None)): "a string or null"}
+ONNX_CARD_KEY = "depthpolyp_card"  # the ONNX metadata entry that holds the card (export_onnx_model)
+# The only card field written after the ONNX export (the sha256 of the files, the graph's included):
+# every other field is in the graph's copy of the card and must still match it.
+_WRITTEN_AFTER_EXPORT = frozenset({"files"})
+_MUST_BE_EMBEDDED = ("name", "version", "input_size", "default_threshold")  # what changes what the model does
 
 
 class ModelError(ValueError):
@@ -73,15 +90,45 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: Any, source: Path) -> "ModelCard":
+        """The card in ``data`` (card.json's content), each known field checked for its type and the
+        values that decide what the model does (input size, threshold, file hashes) for their range."""
         if not isinstance(data, dict):
             raise ModelError(f"{source}: a model card must be a JSON object, got {type(data).__name__}")
+
+        def wrong(key: str, expected: str) -> ModelError:
+            return ModelError(f"{source}: model card field '{key}' must be {expected}, got {_shown(data[key])}")
+
         for key, kind in _REQUIRED.items():
             if key not in data:
                 raise ModelError(f"{source}: model card lacks the field '{key}'")
-            if not isinstance(data[key], kind):
-                raise ModelError(f"{source}: model card field '{key}' has the wrong type")
+            if not isinstance(data[key], kind) or isinstance(data[key], bool):
+                raise wrong(key, _JSON_TYPE[kind])
+        for key, kind in _OPTIONAL.items():
+            if key in data and not isinstance(data[key], kind):
+                raise wrong(key, _JSON_TYPE[kind])
+        if not data["name"].strip():
+            raise wrong("name", "a non-empty string")
+        size = data["input_size"]
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+            raise wrong("input_size", "two positive integers [height, width]")
+        threshold = data["default_threshold"]
+        if not (math.isfinite(threshold) and 0 < threshold < 1):
+            raise wrong("default_threshold", "a probability strictly between 0 and 1")
+        for name, digest in data["files"].items():
+            if name in ("", ".", "..") or "/" in name or "\\" in name:
+                raise ModelError(f"{source}: model card field 'files' lists {name!r}, which is not a file name "
+                                 "in the model directory")
+            if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+                raise ModelError(f"{source}: model card field 'files' gives {name} the sha256 {_shown(digest)}, "
+                                 "not 64 hexadecimal digits")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A card value as an error message shows it: JSON, cut short when long."""
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -109,6 +156,19 @@ class ModelDir:
 
     def provenance(self) -> dict[str, Any]:
         return {"model": self.card.name, "version": self.card.version, "sha256": self.sha256(), "path": str(self.path)}
+
+    def check_graph(self, metadata: dict[str, str], inputs: dict[str, list[int | str | None]],
+                    outputs: list[str]) -> None:
+        """:func:`check_card_against_graph` with the facts about this model's graph (metadata,
+        inputs as name -> dims, output names), e.g. from the ONNX Runtime session the engine made."""
+        check_card_against_graph(self.card, self.path / CARD, metadata, inputs.get(INPUT_NAME), outputs,
+                                 self.onnx_path, input_names=list(inputs))
+
+    def check_graph_file(self) -> None:
+        """:meth:`check_graph` with the facts read by the ``onnx`` library (for the paths that make no
+        ONNX Runtime session); nothing to check for a torch-only model (no model.onnx)."""
+        if self.onnx_path.is_file():
+            self.check_graph(*read_graph_facts(self.onnx_path))
 
     def load_torch(self):
         """A ``DepthPolyp`` in eval mode with this model's weights."""
@@ -138,7 +198,9 @@ def read_card(path: str | os.PathLike) -> ModelCard:
 
 
 def open_model(path: str | os.PathLike, *, bundled: bool = False, verify: bool = True) -> ModelDir:
-    """Open a model directory, checking that every file the card lists matches its sha256."""
+    """Open a model directory, checking the card's fields and that every file the card lists matches
+    its sha256 (``verify=False``, listing the registry: the card alone). card.json against the graph
+    is checked where the graph is loaded: :meth:`ModelDir.check_graph` / :meth:`ModelDir.check_graph_file`."""
     path = Path(path)
     if not path.is_dir():
         raise ModelError(f"{path}: not a model directory")
@@ -157,6 +219,85 @@ def open_model(path: str | os.PathLike, *, bundled: bool = False, verify: bool =
                 f"{file}: sha256 does not match the model card (file changed or tampered with); refusing to load it"
             )
     return ModelDir(path=path, card=card, bundled=bundled)
+
+
+# --------------------------------------------------------------------------------------------
+# card.json against the ONNX graph
+# --------------------------------------------------------------------------------------------
+
+
+def read_graph_facts(onnx_path: str | os.PathLike) -> tuple[dict[str, str], dict[str, list[int | str | None]], list[str]]:
+    """(metadata, inputs as name -> dims, output names) of the ONNX file at ``onnx_path``, read with
+    the ``onnx`` library, for the paths that create no ONNX Runtime session (the torch backend,
+    ``depthpolyp info``). A dimension is an int, a symbolic name, or None when unknown. ``import onnx``
+    alone takes seconds, so it happens here only."""
+    import onnx
+
+    onnx_path = Path(onnx_path)
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+        if not model.HasField("graph"):
+            raise ValueError("no graph in it")
+    except Exception as exc:  # protobuf's DecodeError, OSError, ...
+        raise ModelError(f"{onnx_path}: not a loadable ONNX graph ({exc})") from exc
+
+    def dims(value) -> list[int | str | None]:
+        return [getattr(d, d.WhichOneof("value")) if d.WhichOneof("value") else None
+                for d in value.type.tensor_type.shape.dim]
+
+    initializers = {t.name for t in model.graph.initializer}  # listed as inputs by old exports
+    metadata = {p.key: p.value for p in model.metadata_props}
+    inputs = {v.name: dims(v) for v in model.graph.input if v.name not in initializers}
+    return metadata, inputs, [v.name for v in model.graph.output]
+
+
+def check_card_against_graph(card: ModelCard, card_path: Path, metadata: dict[str, str],
+                             input_dims: list[int | str | None] | None, outputs: list[str], onnx_path: Path,
+                             *, input_names: Sequence[str] = ()) -> None:
+    """Refuse a graph the engine cannot feed or read, a card whose input size is not the graph's,
+    and a card.json changed since the export: every field but ``files`` must equal the graph's copy.
+    ``metadata``, ``input_dims`` (the dims of the input 'image', None when there is no such input; a
+    dim is an int, a symbolic name or None) and ``outputs`` are facts about the graph, taken from an
+    ONNX Runtime session or :func:`read_graph_facts`; ``input_names`` only names the inputs in the
+    message when 'image' is not one."""
+    if input_dims is None:
+        raise ModelError(f"{onnx_path}: not a DepthPolyp graph (no input '{INPUT_NAME}'; "
+                         f"inputs: {', '.join(map(repr, input_names)) or 'none'})")
+    if list(outputs) != list(OUTPUT_NAMES):
+        raise ModelError(f"{onnx_path}: not a DepthPolyp graph (outputs {list(outputs)}, "
+                         f"expected {list(OUTPUT_NAMES)})")
+    if len(input_dims) != 4 or (input_dims[1] not in (3, None) and not isinstance(input_dims[1], str)):
+        raise ModelError(f"{onnx_path}: not a DepthPolyp graph (input '{INPUT_NAME}' has shape {input_dims}, "
+                         "expected [N, 3, height, width])")
+    static = [d if isinstance(d, int) and d > 0 else None for d in input_dims[2:]]
+    if all(static) and static != list(card.input_size):
+        raise ModelError(f"{card_path}: model card field 'input_size' is {card.input_size}, but the graph "
+                         f"{onnx_path} takes {static[0]}x{static[1]} frames")
+    if ONNX_CARD_KEY not in metadata:
+        raise ModelError(f"{onnx_path}: carries no '{ONNX_CARD_KEY}' metadata, so {CARD} cannot be checked "
+                         "against it; write the model again")
+    try:
+        embedded = json.loads(metadata[ONNX_CARD_KEY])
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{onnx_path}: its '{ONNX_CARD_KEY}' metadata is not valid JSON ({exc})") from exc
+    if not isinstance(embedded, dict):
+        raise ModelError(f"{onnx_path}: its '{ONNX_CARD_KEY}' metadata is not a JSON object")
+    ours = card.to_dict()
+    differ = []
+    for key in ModelCard.__dataclass_fields__:
+        if key in _WRITTEN_AFTER_EXPORT:
+            continue
+        if key not in embedded:
+            if key in _MUST_BE_EMBEDDED:
+                raise ModelError(f"{onnx_path}: its '{ONNX_CARD_KEY}' metadata lacks the field '{key}'")
+            continue  # a field an older export did not write
+        if json.dumps(ours[key], sort_keys=True) != json.dumps(embedded[key], sort_keys=True):
+            short = max(len(_shown(ours[key])), len(_shown(embedded[key]))) < 60
+            differ.append(f"'{key}' is {_shown(ours[key])}, the graph's {_shown(embedded[key])}" if short
+                          else f"'{key}' differs")
+    if differ:
+        raise ModelError(f"{card_path}: does not match the card embedded in {onnx_path} ({'; '.join(differ)}): "
+                         f"{CARD} was changed after the model was written; refusing to load it")
 
 
 def write_model(
@@ -295,9 +436,10 @@ def user_models_dir() -> Path:
     return user_dir() / "models"
 
 
-def list_models() -> list[ModelDir]:
+def list_models(skipped: list[ModelError] | None = None) -> list[ModelDir]:
     """Bundled models first, then user versions; unreadable directories are skipped (not hidden:
-    ``depthpolyp info`` on the path shows why)."""
+    their errors are appended to ``skipped`` when given, and ``depthpolyp info`` on the path shows
+    why). Only the cards are read (the files' hashes are checked when a model is opened)."""
     found: list[ModelDir] = []
     for root, bundled in ((BUNDLED_DIR, True), (user_models_dir(), False)):
         if not root.is_dir():
@@ -305,8 +447,9 @@ def list_models() -> list[ModelDir]:
         for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             try:
                 found.append(open_model(sub, bundled=bundled, verify=False))
-            except ModelError:
-                continue
+            except ModelError as exc:
+                if skipped is not None:
+                    skipped.append(exc)
     return found
 
 
