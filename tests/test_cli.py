@@ -239,3 +239,11 @@ def test_predict_into_an_earlier_output_adds_to_it_and_never_writes_over_it(form
     (out / "summary.json").write_text("{broken")
     assert main(["predict", str(a), "--out", str(out), *model]) == 0
     assert len(list(out.glob("summary-unreadable-*.json"))) == 1  # an unreadable summary is kept aside
+
+
+def test_predict_refuses_a_file_as_its_output_folder(format_model, tmp_path, capsys):
+    taken = tmp_path / "out.txt"
+    taken.write_text("a user's file")
+    frame = sorted(sample_paths()["frames"].glob("*.jpg"))[0]
+    assert main(["predict", str(frame), "--out", str(taken), "--model", str(format_model.path)]) == 2
+    assert f"--out {taken} is a file" in capsys.readouterr().err and taken.read_text() == "a user's file"

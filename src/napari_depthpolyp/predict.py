@@ -181,6 +181,8 @@ def predict_inputs(
 ) -> dict[str, Any]:
     """Run ``predictor`` over every input and write masks, depth (and overlays) + summary.json."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file: give the folder to write the masks to")
     earlier, top = _earlier_entries(out, inputs)  # top: names taken at the top of masks/ (images, input folders)
     summary: dict[str, Any] = {"created": now_iso(), "model": predictor.provenance(), "inputs": list(earlier)}
     for item in inputs:

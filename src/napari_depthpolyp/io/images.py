@@ -62,7 +62,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """One image as H×W, H×W×3 or H×W×4, dtype as stored. A multi-page TIFF is refused (use read_input)."""
     frames = read_frames(path)
     if len(frames) != 1:
-        raise InputError(f"{path}: holds {len(frames)} frames, not one image; open it with read_input() as a stack")
+        raise InputError(f"{path}: holds {len(frames)} frames, not one image; open it as a stack (depthpolyp predict and napari take it as one input)")
     return frames[0]
 
 
