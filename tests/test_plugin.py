@@ -342,6 +342,15 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
         np.testing.assert_array_equal(img, np.asarray(image.data[k]))
         assert d is not None and d.shape == (H, W)
     assert ds.frame_info("frame1")["proposed_by"]["sha256"] == plugin_model.sha256()
+    # 20 % held out by default, in blocks of neighbours: Fine-tune trains on the rest, compares on these
+    import json
+
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["val"]) == 1 and sorted(split["train"] + split["val"]) == ds.names
+    ft = dock(viewer, "Fine-tune")
+    assert str(out) in ft.dataset_folders()  # the export is offered to Fine-tune
+    _, cfg = ft.config()
+    assert (cfg.val_data, cfg.val_split, cfg.train_split) == (str(out), "val", "train")
     export.confirm_overwrite = False  # a non-empty folder is not replaced without a yes
     assert export.export() is None
     assert ctx.last_export == out

@@ -484,3 +484,34 @@ def test_a_deferred_threshold_keeps_the_rules_while_frames_wait(tmp_path):
     np.testing.assert_array_equal(s.masks[1], blob(20, 15) >= 0.5)
     assert s.undo_accept() == 1  # unreviewed again: the proposal at the current threshold
     np.testing.assert_array_equal(s.masks[1], blob(20, 15) >= 0.2)
+
+
+def test_holdout_keeps_neighbouring_frames_together():
+    from napari_depthpolyp.review import holdout_split
+
+    names = [f"f{i:03d}" for i in range(100)]
+    split = holdout_split(names, 0.2)
+    assert sorted(split["train"] + split["val"]) == names and not set(split["train"]) & set(split["val"])
+    assert len(split["val"]) == 20  # blocks 2, 7 and 12 of 8 frames (the last block has 4)
+    assert split["val"][:8] == names[16:24]  # a whole block of neighbours, none of them in train
+    for n in (2, 3, 5, 30):  # small exports: each side gets frames
+        s = holdout_split(names[:n], 0.2)
+        assert s["train"] and s["val"] and len(s["train"]) + len(s["val"]) == n
+    with pytest.raises(ReviewError, match="too few"):
+        holdout_split(names[:1], 0.2)
+
+
+def test_export_with_a_holdout_writes_its_split_and_the_fine_tune_reads_it(tmp_path):
+    from napari_depthpolyp.train.loop import _open_split
+
+    s = make_session(tmp_path, n=6)
+    for i in range(6):
+        s.accept(i)
+    images = np.zeros((6, H, W, 3), np.uint8)
+    out = tmp_path / "curated"
+    report = export_frames(s.export_plan(), images.__getitem__, out, holdout=0.2)
+    split = json.loads((out / "split.json").read_text())
+    assert report["split"] == {"train": 5, "val": 1} and len(split["val"]) == 1
+    assert len(_open_split(str(out), "train")) == 5 and [x.name for x in _open_split(str(out), "val")] == split["val"]
+    export_frames(s.export_plan(), images.__getitem__, out, overwrite=True)  # no holdout: the old split goes
+    assert not (out / "split.json").exists() and len(_open_split(str(out), "train")) == 6

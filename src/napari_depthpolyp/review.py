@@ -886,6 +886,27 @@ class ExportItem:
     proposed_by: dict[str, Any] | None
 
 
+HOLDOUT_BLOCK = 8  # frames held out together: neighbouring video frames are near copies of each other
+
+
+def holdout_split(names: Sequence[str], fraction: float, block: int = HOLDOUT_BLOCK) -> dict[str, list[str]]:
+    """``{"train": [...], "val": [...]}`` of ``names`` (in frame order): every k-th block of
+    ``block`` neighbouring frames (k = round(1 / fraction)) is held out, so that no frame is compared
+    on with its near copy in training. Small exports use smaller blocks; with two frames or more,
+    each side gets at least one."""
+    names = list(names)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the share held out must lie strictly between 0 and 1, got {fraction}")
+    if len(names) < 2:
+        raise ReviewError(f"{len(names)} frame(s): too few to hold any out for comparison")
+    block = max(1, min(block, len(names) // 4))
+    k = max(2, round(1.0 / fraction))
+    blocks = [names[i : i + block] for i in range(0, len(names), block)]
+    val = [n for b, chunk in enumerate(blocks) if b % k == k // 2 for n in chunk] or blocks[-1][-1:]
+    held = set(val)
+    return {"train": [n for n in names if n not in held], "val": val}
+
+
 def iter_export(
     plan: Sequence[ExportItem],
     get_image: Callable[[int], np.ndarray],
@@ -893,18 +914,24 @@ def iter_export(
     *,
     overwrite: bool = False,
     source_file: str | None = None,
+    holdout: float = 0.0,
 ) -> Iterator[tuple[int, int]]:
     """Write ``plan`` as a dataset folder (DatasetWriter: atomic files, manifest with provenance),
     yielding ``(done, total)`` after each frame; the generator's return value is the writer's
-    report plus ``"frames"`` (the exported frame indices). Raises DatasetError on a non-empty
-    folder unless ``overwrite``. Cancelled (the generator closed) or failed part-way, it leaves the
-    folder as it was."""
+    report plus ``"frames"`` (the exported frame indices). With ``holdout`` > 0, that share of the
+    frames, in blocks of neighbours (:func:`holdout_split`), is written to ``split.json`` as ``val``
+    and the rest as ``train``: the fine-tune trains on one and compares the new model with its base
+    on the other. Raises DatasetError on a non-empty folder unless ``overwrite``. Cancelled (the
+    generator closed) or failed part-way, it leaves the folder as it was."""
     from .dataset import DatasetWriter
 
     if not plan:
         raise ReviewError("nothing to export: no frame has a status to export yet")
+    if holdout and len(plan) < 2:
+        raise ReviewError("one frame to export: too few to hold any out for comparison (set the share held out to 0)")
     writer = DatasetWriter(root, overwrite=overwrite)
     names: set[str] = set()
+    written: list[str] = []
     try:
         for done, item in enumerate(plan, 1):
             name = item.name
@@ -915,11 +942,21 @@ def iter_export(
                 name, np.asarray(get_image(item.index)), item.mask, item.depth,
                 source_file=source_file, frame_index=item.index, status=item.status, proposed_by=item.proposed_by,
             )
+            written.append(name)
             yield done, len(plan)
+        split = holdout_split([n for _, n in sorted(zip((it.index for it in plan), written))], holdout) if holdout else None
     except BaseException:  # an error, or the worker cancelled (GeneratorExit): the folder is left as it was
         writer.abort()
         raise
     report = writer.close()
+    from .dataset import SPLIT_FILE
+    from .io.atomic import write_json
+
+    if split is not None:
+        write_json(Path(root) / SPLIT_FILE, split)
+        report["split"] = {k: len(v) for k, v in split.items()}
+    elif overwrite:  # a replaced export's split named its frames, not these
+        (Path(root) / SPLIT_FILE).unlink(missing_ok=True)
     report["frames"] = [item.index for item in plan]
     return report
 

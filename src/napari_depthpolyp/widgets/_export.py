@@ -26,13 +26,14 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from ..dataset import DatasetError, replaceable_dataset
 from ..review import iter_export
-from ._context import get_context, remember_checked, start_worker, unwrap
+from ._context import get_context, remember_checked, settings, start_worker, unwrap
 from ._layers import ImageLayerCombo, frame_data, source_info
 
 
@@ -50,6 +51,12 @@ class ExportWidget(QWidget):
         self.browse = QPushButton("Browse…")
         self.depth = QCheckBox("depth maps", checked=True)
         self.empty = QCheckBox('frames marked "no polyp" (negatives)', checked=True)
+        self.holdout = QSpinBox(minimum=0, maximum=50, value=20, suffix=" % of the frames")
+        self.holdout.setToolTip(
+            "Held out in blocks of neighbouring frames (split.json): Fine-tune trains on the rest and "
+            "compares the new model with its base on these. 0: train on every frame.")
+        self.holdout.setValue(int(settings().value("export/holdout", 20)))
+        self.holdout.valueChanged.connect(lambda v: settings().setValue("export/holdout", v))
         self.summary = QLabel("", wordWrap=True)
         self.export_button = QPushButton("Export")
         self.cancel_button = QPushButton("Cancel", enabled=False,
@@ -68,6 +75,7 @@ class ExportWidget(QWidget):
         options.addWidget(self.depth)
         options.addWidget(self.empty)
         form.addRow("Include", options)
+        form.addRow("Hold out for comparison", self.holdout)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.summary)
@@ -159,6 +167,7 @@ class ExportWidget(QWidget):
         if not plan:
             show_error(f"No frame of {ctrl.image.name} is {' or '.join(self.statuses)} yet: review some frames first.")
             return None
+        holdout = self.holdout.value() / 100 if len(plan) >= 2 else 0.0  # one frame: nothing to hold out
         root = Path(text).expanduser()
         overwrite = root.is_dir() and any(root.iterdir())
         if overwrite:
@@ -175,6 +184,8 @@ class ExportWidget(QWidget):
 
         def done(report: dict) -> None:
             counts = ", ".join(f"{v} {k}" for k, v in report["statuses"].items() if v)
+            held = report.get("split")
+            counts += f"; {held['val']} held out for comparison" if held else ""
             show_info(f"Exported {report['n_frames']} frames ({counts}) to {report['root']}.")
             self.summary.setText(f"Wrote {report['n_frames']} frames to {report['root']}.")
             self.ctx.last_export = root
@@ -184,7 +195,7 @@ class ExportWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.worker = start_worker(
             iter_export, plan, lambda i: frame_data(image, i, is_stack), root,
-            overwrite=overwrite, source_file=source_info(image).get("source"),
+            overwrite=overwrite, source_file=source_info(image).get("source"), holdout=holdout,
             desc=f"Exporting {len(plan)} frames", total=len(plan), on_return=done, on_done=self._done,
         )
         self.worker.aborted.connect(self._cancelled)

@@ -60,13 +60,22 @@ def _resumable(run_dir: Path, epochs: int) -> bool:
     return state.get("epoch", 0) < epochs
 
 
+def _holds_out(folder: str) -> bool:
+    """Whether a dataset folder's split.json holds frames out for comparison (an export's)."""
+    try:
+        split = json.loads((Path(folder) / "split.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(split, dict) and bool(split.get("val")) and "train" in split
+
+
 def finetune_job(cfg, base_path: str, val: str | None, emit, should_stop) -> dict:
     """Runs in the worker thread: train, register, then compare base and new on ``val``."""
     from ..dataset import Dataset
     from ..engine import Predictor
     from ..evaluate import evaluate
     from ..train import Trainer
-    from ..train.loop import ResumeError
+    from ..train.loop import ResumeError, _effective_split
 
     trainer = Trainer(cfg)
     resume = _resumable(trainer.run_dir, cfg.epochs)
@@ -80,7 +89,7 @@ def finetune_job(cfg, base_path: str, val: str | None, emit, should_stop) -> dic
     out = {"cancelled": False, "model": model.id, "path": str(model.path), "resumed": resume}
     if val:
         emit({"event": "compare"})
-        data = Dataset.open(val, statuses=REVIEWED)
+        data = Dataset.open(val, split=_effective_split(val, cfg.val_split), statuses=REVIEWED)
         out["n_val"] = len(data)
 
         def check(done: int, total: int) -> None:
@@ -213,10 +222,15 @@ class FinetuneWidget(QWidget):
         data = self.dataset_folders()
         if not data:
             raise ValueError("Add at least one dataset folder (an export of Review) to train on.")
+        val, splits = self.val.text().strip() or None, {}
+        if val is None:  # the frames an export held out (its split.json) are the comparison
+            val = next((d for d in data if _holds_out(d)), None)
+            if val is not None:
+                splits = {"train_split": "train", "val_split": "val"}
         return base, finetune_config(
             data, init_model=str(base.path), name=base.card.name, epochs=self.epochs.value(),
             batch_size=self.batch.value(), max_steps_per_epoch=self.steps.value() or None,
-            freeze_encoder=self.freeze.isChecked(), val_data=self.val.text().strip() or None, workers=0,
+            freeze_encoder=self.freeze.isChecked(), val_data=val, workers=0, **splits,
         )
 
     # -- running ------------------------------------------------------------------------------------
@@ -302,7 +316,8 @@ class FinetuneWidget(QWidget):
             self.comparison.setText("Comparison cancelled: compare base and new on held-out frames before "
                                     "relying on the new model.")
         else:
-            self.comparison.setText("No validation folder: choose one to compare base and new.")
+            self.comparison.setText("No validation folder and no frames held out in the exports: choose a folder, "
+                                    "or export with a share held out, to compare base and new.")
         self.status.setText(text)
         self.use_button.setEnabled(True)
         show_info(text)
