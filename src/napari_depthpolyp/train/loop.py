@@ -330,7 +330,8 @@ class Trainer:
                     raise DatasetError(
                         f"{cfg.val_data}: {len(shared)} validation frames are also training frames of {p} "
                         "(a folder without split.json is used whole): selecting on them would measure "
-                        "nothing; give a separate validation folder")
+                        "nothing; give a separate validation folder, or train on the 'train' split of a "
+                        "folder whose split.json holds frames out (--split train)")
             vcache = build_cache(vds, cfg.input_size)
             self.data_fingerprint["val"] = _data_record(cfg.val_data, cfg.val_split, vds)
             self.val = self._val_tensors(vcache)
