@@ -4,9 +4,10 @@
 
 Writes ``segment.png``, ``review.png``, ``export.png`` and ``finetune.png``:
 
-* Segment / Review / Export: one real CVC-ClinicDB sequence (colonoscopy video frames, from
-  ``../shared/data``) segmented by the model; a few frames accepted, one corrected by painting, one
-  marked "no polyp"; the reviewed frames exported.
+* Segment / Review / Export: the bundled clip (48 frames made from Kvasir-SEG val frames with
+  simulated camera motion and degradations, CC BY 4.0, the package's own sample: the pictures carry
+  no frame of a data set the project may not redistribute) segmented by the model; a few frames
+  accepted, one corrected by painting, one marked "no polyp"; the reviewed frames exported.
 * Fine-tune: a few steps (2 epochs × 2 batches of 4) on 16 Kvasir-SEG *train* frames, selected and
   compared on 8 Kvasir-SEG *val* frames (CVC-ClinicDB stays a test set: never trained or selected on).
 
@@ -17,7 +18,6 @@ writes besides the screenshots (sessions, exports, the fine-tuned model) goes to
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -32,15 +32,16 @@ DATA = Path(os.environ.get("DEPTHPOLYP_SHARED_DATA", ROOT.parent / "shared" / "d
 PLUGIN = "napari-depthpolyp"
 
 
-def cvc_sequence(number: int) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
+def bundled_clip() -> np.ndarray:
+    """The bundled sample clip's frames, T×H×W×3."""
+    from napari_depthpolyp._sample_data import SAMPLES
+    from napari_depthpolyp.io import read_input
 
-    folder = DATA / "cvc-clinicdb"
-    with open(folder / "sequences.csv", newline="") as fh:
-        frames = [int(r["frame"]) for r in csv.DictReader(fh) if int(r["sequence"]) == number]
-    frames.sort()
-    images = np.stack([np.asarray(Image.open(folder / "images" / f"{f}.png").convert("RGB")) for f in frames])
-    return images, np.asarray(frames)
+    stack = read_input(SAMPLES / "clip.mp4")
+    try:
+        return np.stack([np.asarray(stack[i]) for i in range(len(stack))])
+    finally:
+        stack.close()
 
 
 def kvasir_dataset(out: Path, split: str, n: int) -> Path:
@@ -59,7 +60,6 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model id, name or directory (default: the bundled model)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    parser.add_argument("--sequence", type=int, default=3, help="CVC-ClinicDB sequence to review")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="depthpolyp-shots-"))
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     os.environ["DEPTHPOLYP_USER_DIR"] = str(work / "user")  # sessions and the fine-tuned model: temporary
     os.environ["DEPTHPOLYP_CACHE_DIR"] = str(work / "cache")
     os.environ["DEPTHPOLYP_RESUME"] = "no"
-    if not (DATA / "cvc-clinicdb").is_dir():
+    if not (DATA / "kvasir-seg").is_dir():  # the fine-tune's frames
         print(f"No screenshots: the real frames are not at {DATA}", file=sys.stderr)
         return 2
 
@@ -104,8 +104,8 @@ def main(argv=None) -> int:
 
     viewer = napari.Viewer(title="DepthPolyp")
     viewer.window.resize(1560, 960)
-    frames, numbers = cvc_sequence(args.sequence)
-    name = f"CVC-ClinicDB sequence {args.sequence}"
+    frames = bundled_clip()
+    name = "clip"
     viewer.add_image(frames, name=name, rgb=True)
     docks = {}
     for panel in ("Segment", "Review", "Export", "Fine-tune"):
@@ -160,8 +160,7 @@ def main(argv=None) -> int:
     wait(finetune.start(), "fine-tuning")
     shot("Fine-tune", "finetune.png")
     (out / "screenshots.json").write_text(json.dumps({
-        "model": model.id, "model_sha256": model.sha256(), "cvc_sequence": args.sequence,
-        "cvc_frames": [int(n) for n in numbers], "finetune": finetune.result,
+        "model": model.id, "model_sha256": model.sha256(), "frames": "the bundled sample clip (clip.mp4)", "finetune": finetune.result,
     }, indent=2) + "\n")
     viewer.close()
     return 0
