@@ -524,7 +524,12 @@ def test_finetune_cancel_resume_register_compare_use(make_napari_viewer, qtbot, 
     new = resolve_model(result["path"])
     assert new.card.parent == plugin_model.id and new.id not in before and new.path != plugin_model.path
     assert {m.id for m in list_models()} == before | {new.id}
-    assert 0 <= result["base_dice"] <= 1 and 0 <= result["new_dice"] <= 1
+    assert 0 <= result["base_dice"] <= 1 and 0 <= result["new_dice"] <= 1 and result["n_val"] == 4
+    from napari_depthpolyp.engine import Predictor
+    from napari_depthpolyp.evaluate import evaluate
+
+    held = Dataset.open(holdout, statuses=("accepted", "corrected", "empty"))  # the base, measured here
+    assert evaluate(Predictor(plugin_model), held, teacher=None)["mean_dice"] == pytest.approx(result["base_dice"], abs=0.01)
     assert "base" in ft.comparison.text() and ft.plot.epochs
     ft.use_button.click()
     assert seg.model.currentData() == str(new.path)

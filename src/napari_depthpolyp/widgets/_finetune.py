@@ -42,7 +42,6 @@ from ..models import ModelError, resolve_model
 from ._context import fill_model_combo, get_context, remember_checked, settings, start_worker, unwrap
 from ._plot import TrainingPlot
 
-REVIEWED = ("accepted", "corrected", "empty")
 
 
 class _Events(QObject):
@@ -70,12 +69,11 @@ def _holds_out(folder: str) -> bool:
 
 
 def finetune_job(cfg, base_path: str, val: str | None, emit, should_stop) -> dict:
-    """Runs in the worker thread: train, register, then compare base and new on ``val``."""
-    from ..dataset import Dataset
-    from ..engine import Predictor
-    from ..evaluate import evaluate
+    """Runs in the worker thread: train and register. With validation frames, the comparison of
+    base and new is the trainer's own: the base measured on them before the first step
+    (``parent_val`` in the new card) and the new model's selected figures (``val``)."""
     from ..train import Trainer
-    from ..train.loop import ResumeError, _effective_split
+    from ..train.loop import ResumeError
 
     trainer = Trainer(cfg)
     resume = _resumable(trainer.run_dir, cfg.epochs)
@@ -87,26 +85,12 @@ def finetune_job(cfg, base_path: str, val: str | None, emit, should_stop) -> dic
     if model is None:
         return {"cancelled": True, "run_dir": str(trainer.run_dir)}
     out = {"cancelled": False, "model": model.id, "path": str(model.path), "resumed": resume}
-    if val:
-        emit({"event": "compare"})
-        data = Dataset.open(val, split=_effective_split(val, cfg.val_split), statuses=REVIEWED)
-        out["n_val"] = len(data)
-
-        def check(done: int, total: int) -> None:
-            if should_stop():
-                raise _CompareCancelled
-
-        try:
-            out["base_dice"] = evaluate(Predictor(base_path), data, teacher=None, progress=check)["mean_dice"]
-            out["new_dice"] = evaluate(Predictor(model), data, teacher=None, progress=check)["mean_dice"]
-        except _CompareCancelled:  # the model is registered; only its comparison was skipped
-            out.pop("base_dice", None)
-            out["compare_cancelled"] = True
+    before, after = model.card.metrics.get("parent_val"), model.card.metrics.get("val", {})
+    if before and "val_dice_clean" in after:
+        out.update(n_val=model.card.training_data.get("val", {}).get("n"),
+                   base_dice=before["val_dice_clean"], new_dice=after["val_dice_clean"],
+                   base_degraded=before["val_dice_degraded"], new_degraded=after["val_dice_degraded"])
     return out
-
-
-class _CompareCancelled(Exception):
-    pass
 
 
 class FinetuneWidget(QWidget):
@@ -293,8 +277,9 @@ class FinetuneWidget(QWidget):
             self.plot.add_epoch(event["epoch"], event.get("loss_total", float("nan")), dice)
             extra = f", val Dice {dice:.3f}" if dice is not None else ""
             self.status.setText(f"Epoch {event['epoch']}/{self.plot.total_epochs}: loss {event.get('loss_total', 0):.4f}{extra}")
-        elif kind == "compare":
-            self.status.setText("Comparing base and new model on the validation folder…")
+        elif kind == "parent_val":
+            self.status.setText(f"Base model on the validation frames: Dice {event['val_dice_clean']:.3f} clean, "
+                                f"{event['val_dice_degraded']:.3f} degraded. Fine-tuning…")
 
     def _finished(self, result: dict) -> None:
         self.result = result
@@ -307,14 +292,12 @@ class FinetuneWidget(QWidget):
         self.ctx.models_changed.emit()
         text = f"Registered {result['model']} ({result['path']})."
         if "new_dice" in result:
-            self.comparison.setText(f"Dice on {result['n_val']} validation frames: base {result['base_dice']:.3f} "
-                                    f"→ new {result['new_dice']:.3f}")
+            self.comparison.setText(f"Dice on {result['n_val']} validation frames, clean: base {result['base_dice']:.3f} "
+                                    f"→ new {result['new_dice']:.3f}; degraded: {result['base_degraded']:.3f} "
+                                    f"→ {result['new_degraded']:.3f}")
             if result["new_dice"] < result["base_dice"]:
                 show_warning(f"The new model is worse than its base on the validation folder "
                              f"({result['new_dice']:.3f} < {result['base_dice']:.3f}); keep using the base?")
-        elif result.get("compare_cancelled"):
-            self.comparison.setText("Comparison cancelled: compare base and new on held-out frames before "
-                                    "relying on the new model.")
         else:
             self.comparison.setText("No validation folder and no frames held out in the exports: choose a folder, "
                                     "or export with a share held out, to compare base and new.")
