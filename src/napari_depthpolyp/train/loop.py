@@ -442,8 +442,9 @@ class Trainer:
                 (self.run_dir / f).unlink(missing_ok=True)
 
         parent_val = self.run_dir / "parent_val.json"
-        if self.parent is not None and self.val is not None and not (resume and parent_val.is_file()):
+        if self.parent is not None and self.val is not None and state["step"] == 0 and not (resume and parent_val.is_file()):
             # the model it starts from, measured on the same val frames first: the fine-tune's baseline
+            # (only before the first step: a run resumed from a checkpoint holds other weights)
             record = {"model": self.parent.id, **self.validate(net)}
             write_json(parent_val, record)
             say({"event": "parent_val", **record})
