@@ -292,6 +292,19 @@ def _read_split(root: Path, split: str) -> list[str]:
     return out
 
 
+def holds_out(root: str | os.PathLike) -> bool:
+    """Whether a dataset folder's split.json holds frames out for comparison (a ``val`` split beside
+    ``train``, as an export with a share held out writes it); False for a folder without a readable one."""
+    path = Path(root) / SPLIT_FILE
+    if not path.is_file():
+        return False
+    try:
+        splits = _read_json(path)
+    except DatasetError:
+        return False
+    return isinstance(splits, dict) and bool(splits.get("val")) and "train" in splits
+
+
 def _read_json(path: Path):
     """A JSON file's content; unreadable, not UTF-8 (a binary file) or not JSON: a DatasetError naming it."""
     try:
@@ -330,6 +343,7 @@ class Dataset:
         self._frames: dict[str, dict] = (
             {f["name"]: f for f in manifest.get("frames", [])} if manifest is not None else {}
         )
+        self._digests: dict[Path, str] = {}  # files hashed by check_unchanged, reused by fingerprint
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -471,13 +485,14 @@ class Dataset:
         """sha256 over the sorted (name, sha256(image), sha256(mask)) of the samples.
 
         Content-based and independent of file names' extensions, order and location; depth maps
-        are not included (they are derived data). Every file is hashed once per call.
+        are not included (they are derived data). Every file is hashed once per call, and not at all
+        if :meth:`check_unchanged` (run by :meth:`open`) has just hashed it.
         """
         cache: dict[Path, str] = {}
 
         def h(p: Path) -> str:
             if p not in cache:
-                cache[p] = file_sha256(p)
+                cache[p] = self._digests.get(p) or file_sha256(p)
             return cache[p]
 
         digest = hashlib.sha256()
@@ -503,7 +518,7 @@ class Dataset:
         changed = []
         for _, _, path, want in self._recorded():
             if want:
-                now = _sha256(path)
+                now = self._digests[path] = _sha256(path)
                 if now != want:
                     changed.append(f"{path}: changed since it was exported: sha256 {want} recorded, {now} now")
         if len(changed) == 1:

@@ -202,16 +202,16 @@ class Predictor:
                 raise IndexError(f"{source}: frame {i} is outside 0..{n - 1}")
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            frames = []
+            frames, damage = [], None
             try:
                 for i in chunk:
                     frames.append(np.asarray(data[i]))
-            except Exception:  # a damaged video: the frames decoded before the damage still count
-                if frames:
-                    chunk = chunk[: len(frames)]
-                    yield self.predict_frames(frames, chunk, [f"{source} frame {i}" for i in chunk])
-                raise
-            yield self.predict_frames(frames, chunk, [f"{source} frame {i}" for i in chunk])
+            except Exception as exc:  # a damaged video: the frames decoded before the damage still count
+                damage, chunk = exc, chunk[: len(frames)]
+            if frames:
+                yield self.predict_frames(frames, chunk, [f"{source} frame {i}" for i in chunk])
+            if damage is not None:
+                raise damage
 
     def predict(self, data, indices: Iterable[int] | None = None) -> list[FrameResult]:
         """All results at once (for short stacks; stream long videos with ``iter_predict``)."""

@@ -537,7 +537,7 @@ class ReviewSession:
         self.pending = {i for i in frames if i not in self._cleared} if defer else set()
         for i in frames:
             if i not in self.pending:
-                self.masks[i] = threshold_map(self.probability[i], threshold, min_region)
+                self.masks[i] = self.proposal(i)
         self._rescore(self._thumbs.keys(), boundary=True)
         return frames
 
@@ -554,7 +554,7 @@ class ReviewSession:
         for i in order[:count]:
             self.pending.discard(i)
             if self.status[i] == UNREVIEWED:
-                self.masks[i] = threshold_map(self.probability[i], self.threshold, self.min_region)
+                self.masks[i] = self.proposal(i)
                 done.append(i)
         return done
 
@@ -851,7 +851,6 @@ class ReviewSession:
                     kept.append(i)
                 continue
             self.masks[i] = m
-            self.pending.discard(i)
             self.mark_corrected(i)
             imported.append(i)
         return imported

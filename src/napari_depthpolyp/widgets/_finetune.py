@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..dataset import holds_out
 from ..models import ModelError, resolve_model
 from ._context import fill_model_combo, get_context, remember_checked, settings, start_worker, unwrap
 from ._plot import TrainingPlot
@@ -57,15 +58,6 @@ def _resumable(run_dir: Path, epochs: int) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     return state.get("epoch", 0) < epochs
-
-
-def _holds_out(folder: str) -> bool:
-    """Whether a dataset folder's split.json holds frames out for comparison (an export's)."""
-    try:
-        split = json.loads((Path(folder) / "split.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(split, dict) and bool(split.get("val")) and "train" in split
 
 
 def finetune_job(cfg, base_path: str, val: str | None, emit, should_stop) -> dict:
@@ -208,7 +200,7 @@ class FinetuneWidget(QWidget):
             raise ValueError("Add at least one dataset folder (an export of Review) to train on.")
         val, splits = self.val.text().strip() or None, {}
         if val is None:  # the frames an export held out (its split.json) are the comparison
-            val = next((d for d in data if _holds_out(d)), None)
+            val = next((d for d in data if holds_out(d)), None)
             if val is not None:
                 splits = {"train_split": "train", "val_split": "val"}
         return base, finetune_config(
