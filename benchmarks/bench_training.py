@@ -4,6 +4,8 @@ step) on real Kvasir-SEG frames.
 
     python benchmarks/bench_training.py [--steps 8] [--json OUT] [--batches 8 16 32] [--profile]
 
+``--compile`` also measures the fp32 step and the loop through ``torch.compile`` (the trainer's
+``--compile``; the first step's compiling is left out of the rate and printed apart).
 ``--batches`` also measures the bf16 network step at other batch sizes (images/s per size).
 ``--profile`` prints, instead of the rates, where one bf16 step at batch 16 spends its time: the
 operators with the most self CPU time, each with its input shapes, from ``torch.profiler``.
@@ -47,14 +49,21 @@ def _attention(math_attention: bool):
     return sdpa_kernel([SDPBackend.MATH]) if math_attention else nullcontext()
 
 
-def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = True) -> float:
+def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = True, compile: bool = False) -> float:
     """One network step as the training loop takes it (``math_attention``: the math kernel of
-    ``scaled_dot_product_attention``, as ``train/loop.py`` uses; False: torch's default, the fused one)."""
-    args = _step_setup(batch)
+    ``scaled_dot_product_attention``, as ``train/loop.py`` uses; False: torch's default, the fused one;
+    ``compile``: the forward through ``train.loop.compiled_step_network``, as ``--compile`` runs it)."""
+    net, *rest = _step_setup(batch)
+    if compile:
+        from napari_depthpolyp.train.loop import compiled_step_network
+
+        net = compiled_step_network(net)
     times = []
     with _attention(math_attention):
         for _ in range(steps + 2):
-            times.append(_one_step(*args, bf16))
+            times.append(_one_step(net, *rest, bf16))
+    if compile:
+        print(f"{'first compiled step':28s} {times[0]:.0f} s (compiling)", file=sys.stderr)
     times = times[2:]
     return batch * len(times) / sum(times)
 
@@ -92,8 +101,10 @@ def _one_step(net, crit, opt, x, m, d, bf16: bool) -> float:
     return time.perf_counter() - t
 
 
-def loop_rate(steps: int) -> float | None:
-    """The whole loop in the precision the trainer picks on this CPU (bf16 only where it is native)."""
+def loop_rate(steps: int, compile: bool = False) -> float | None:
+    """The whole loop in the precision the trainer picks on this CPU (bf16 only where it is native),
+    over its second epoch of ``steps`` batches (the first pays for the worker's start and, compiled,
+    for the compiling)."""
     kvasir = SHARED / "kvasir-seg"
     if not kvasir.is_dir():
         print(f"loop: skipped ({kvasir} not found)", file=sys.stderr)
@@ -107,10 +118,10 @@ def loop_rate(steps: int) -> float | None:
             rates.append(e["images_per_s"])
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(train_data=[str(kvasir)], val_data=None, epochs=1, max_steps_per_epoch=steps,
+        cfg = TrainConfig(train_data=[str(kvasir)], val_data=None, epochs=2, max_steps_per_epoch=steps,
                           workers=1, name="bench", warmup_epochs=0)
-        Trainer(cfg, run_dir=Path(tmp) / "run").run(progress=progress, out_dir=Path(tmp) / "model")
-    return rates[0] if rates else None
+        Trainer(cfg, run_dir=Path(tmp) / "run", compile=compile).run(progress=progress, out_dir=Path(tmp) / "model")
+    return rates[-1] if rates else None
 
 
 def main() -> int:
@@ -119,6 +130,7 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--batches", type=int, nargs="*", default=[], help="also measure the bf16 step at these batch sizes")
     ap.add_argument("--profile", action="store_true", help="only print where one bf16 step at batch 16 spends its time")
+    ap.add_argument("--compile", action="store_true", help="also the fp32 step and the loop through torch.compile")
     args = ap.parse_args()
     if args.profile:
         print(profile_step())
@@ -134,6 +146,9 @@ def main() -> int:
         "step_bf16_fused_attention_images_per_s": step_rate(True, args.steps, math_attention=False),
         "loop_images_per_s": loop_rate(args.steps * 2),
     }
+    if args.compile:
+        res["step_fp32_compiled_images_per_s"] = step_rate(False, args.steps, compile=True)
+        res["loop_compiled_images_per_s"] = loop_rate(args.steps * 2, compile=True)
     for b in args.batches:
         res[f"step_bf16_batch{b}_images_per_s"] = step_rate(True, args.steps, batch=b)
     for k, v in res.items():
