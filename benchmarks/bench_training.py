@@ -2,10 +2,11 @@
 (fp32 and bf16 autocast, channels_last) and the whole loop (cache -> augment -> degrade -> teacher ->
 step) on real Kvasir-SEG frames.
 
-    python benchmarks/bench_training.py [--steps 8] [--json OUT] [--batches 8 16 32] [--profile]
+    python benchmarks/bench_training.py [--steps 8] [--json OUT] [--batches 8 16 32] [--profile] [--compile [--rounds 4]]
 
-``--compile`` also measures the fp32 step and the loop through ``torch.compile`` (the trainer's
-``--compile``; the first step's compiling is left out of the rate and printed apart).
+``--compile`` also measures the fp32 step with the network through ``torch.compile``, interleaved
+with the eager step for ``--rounds`` rounds (the first step's compiling is left out of the rate and
+printed apart). The trainer does not compile: on the AVX2 machine it gained 0-9 % (docs/benchmarks.md).
 ``--batches`` also measures the bf16 network step at other batch sizes (images/s per size).
 ``--profile`` prints, instead of the rates, where one bf16 step at batch 16 spends its time: the
 operators with the most self CPU time, each with its input shapes, from ``torch.profiler``.
@@ -52,12 +53,13 @@ def _attention(math_attention: bool):
 def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = True, compile: bool = False) -> float:
     """One network step as the training loop takes it (``math_attention``: the math kernel of
     ``scaled_dot_product_attention``, as ``train/loop.py`` uses; False: torch's default, the fused one;
-    ``compile``: the forward through ``train.loop.compiled_step_network``, as ``--compile`` runs it)."""
+    ``compile``: the network through ``torch.compile``, its random ops drawn as in eager mode)."""
     net, *rest = _step_setup(batch)
     if compile:
-        from napari_depthpolyp.train.loop import compiled_step_network
+        import torch._inductor.config as inductor_config
 
-        net = compiled_step_network(net)
+        inductor_config.fallback_random = True
+        net = torch.compile(net)
     times = []
     with _attention(math_attention):
         for _ in range(steps + 2):
@@ -101,10 +103,9 @@ def _one_step(net, crit, opt, x, m, d, bf16: bool) -> float:
     return time.perf_counter() - t
 
 
-def loop_rate(steps: int, compile: bool = False) -> float | None:
+def loop_rate(steps: int) -> float | None:
     """The whole loop in the precision the trainer picks on this CPU (bf16 only where it is native),
-    over its second epoch of ``steps`` batches (the first pays for the worker's start and, compiled,
-    for the compiling)."""
+    over its second epoch of ``steps`` batches (the first pays for the worker's start)."""
     kvasir = SHARED / "kvasir-seg"
     if not kvasir.is_dir():
         print(f"loop: skipped ({kvasir} not found)", file=sys.stderr)
@@ -120,7 +121,7 @@ def loop_rate(steps: int, compile: bool = False) -> float | None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(train_data=[str(kvasir)], val_data=None, epochs=2, max_steps_per_epoch=steps,
                           workers=1, name="bench", warmup_epochs=0)
-        Trainer(cfg, run_dir=Path(tmp) / "run", compile=compile).run(progress=progress, out_dir=Path(tmp) / "model")
+        Trainer(cfg, run_dir=Path(tmp) / "run").run(progress=progress, out_dir=Path(tmp) / "model")
     return rates[-1] if rates else None
 
 
@@ -130,10 +131,18 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--batches", type=int, nargs="*", default=[], help="also measure the bf16 step at these batch sizes")
     ap.add_argument("--profile", action="store_true", help="only print where one bf16 step at batch 16 spends its time")
-    ap.add_argument("--compile", action="store_true", help="also the fp32 step and the loop through torch.compile")
+    ap.add_argument("--compile", action="store_true", help="only the fp32 step, eager and compiled, interleaved")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds of --compile")
     args = ap.parse_args()
     if args.profile:
         print(profile_step())
+        return 0
+    if args.compile:
+        for r in range(args.rounds):
+            eager = step_rate(False, args.steps)
+            compiled = step_rate(False, args.steps, compile=True)
+            print(f"round {r + 1}: fp32 step eager {eager:.2f} img/s, compiled {compiled:.2f} img/s "
+                  f"({compiled / eager - 1:+.0%})")
         return 0
     from napari_depthpolyp.train.loop import bf16_is_native
 
@@ -146,9 +155,6 @@ def main() -> int:
         "step_bf16_fused_attention_images_per_s": step_rate(True, args.steps, math_attention=False),
         "loop_images_per_s": loop_rate(args.steps * 2),
     }
-    if args.compile:
-        res["step_fp32_compiled_images_per_s"] = step_rate(False, args.steps, compile=True)
-        res["loop_compiled_images_per_s"] = loop_rate(args.steps * 2, compile=True)
     for b in args.batches:
         res[f"step_bf16_batch{b}_images_per_s"] = step_rate(True, args.steps, batch=b)
     for k, v in res.items():

@@ -143,24 +143,6 @@ def test_finetune_uses_whole_folders_unless_a_split_is_named():
         parser.parse_args(["finetune", "--data", "kvasir", "--degrade-prob", "1.5"])
 
 
-@pytest.mark.parametrize("native", [False, True])
-def test_compile_auto_compiles_only_an_fp32_step(monkeypatch, native):
-    import napari_depthpolyp.train.loop as loop
-    from napari_depthpolyp.cli import _train_config, build_parser
-
-    monkeypatch.setattr(loop, "bf16_is_native", lambda: native)
-    parser = build_parser()
-
-    def compiled(*argv):
-        args = parser.parse_args(["train", "--data", "kvasir", *argv])
-        return loop.compile_choice(args.compile, _train_config(args, train_data=args.data, bf16=not args.fp32))
-
-    assert compiled() is False
-    assert compiled("--compile") is True
-    assert compiled("--compile", "auto") is (not native)
-    assert compiled("--compile", "auto", "--fp32") is True
-
-
 def test_predict_reports_progress_from_zero_for_each_input(format_model, tmp_path):
     """Each input's bar starts when the input starts (a rate measured from its first batch's end
     printed hundreds of thousands of frames/s) and ends at its total."""

@@ -13,4 +13,4 @@ RESUME=()
 [ -f "$RUNS/$run/checkpoint.json" ] && RESUME=(--resume)
 exec .venv/bin/depthpolyp train --data ../shared/data/kvasir-seg --val-data ../shared/data/kvasir-seg \
   --batch-size 16 --lr 2e-4 --weight-decay 0.01 --ema 0.999 --val-every 5 --workers 1 --seed 0 \
-  "$@" --run-dir "$RUNS/$run" --out "$RUNS/../out/$out" --compile auto "${RESUME[@]}"
+  "$@" --run-dir "$RUNS/$run" --out "$RUNS/../out/$out" "${RESUME[@]}"

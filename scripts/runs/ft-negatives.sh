@@ -26,4 +26,4 @@ exec .venv/bin/depthpolyp finetune --model "$parent" \
   --epochs 15 --batch-size 16 --lr 5e-5 --weight-decay 0.01 --warmup-epochs 1 --ema 0 --val-every 1 \
   --workers 1 --seed 0 --name depthpolyp-kvasir --version "$version" \
   --description "DepthPolyp $(basename "$parent") fine-tuned on Kvasir-SEG train (800) plus polyp-free squares of those frames (empty masks)$extra" \
-  "$@" --run-dir "$run" --out "$CACHE/out/depthpolyp-kvasir-$version" --compile auto "${RESUME[@]}"
+  "$@" --run-dir "$run" --out "$CACHE/out/depthpolyp-kvasir-$version" "${RESUME[@]}"

@@ -119,9 +119,8 @@ def _train_config(args, defaults=None, **over):
 
 def _run_training(cfg, args) -> int:
     from .train import Trainer
-    from .train.loop import compile_choice
 
-    trainer = Trainer(cfg, run_dir=args.run_dir, compile=compile_choice(args.compile, cfg))
+    trainer = Trainer(cfg, run_dir=args.run_dir)
     print(f"run directory: {trainer.run_dir}", file=sys.stderr)
     bar = Progress("epoch")
 
@@ -139,8 +138,7 @@ def _run_training(cfg, args) -> int:
                   f"{e['images_per_s']:.1f} img/s {vals}", file=sys.stderr)
         elif kind == "precision":
             print("precision: " + ("bf16 autocast" if e["bf16"] else "fp32" + (
-                " (this CPU has no native bf16: emulated bf16 is about 10x slower)" if e["requested"] else ""))
-                + ("; the step is compiled (torch.compile: the first step takes minutes)" if e["compiled"] else ""),
+                " (this CPU has no native bf16: emulated bf16 is about 10x slower)" if e["requested"] else "")),
                 file=sys.stderr)
         elif kind == "parent_val":
             print(f"{e['model']}, the model it starts from, on the val frames: " + " ".join(
@@ -271,10 +269,6 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--out", help="model directory to write (default: a new user model version)")
         s.add_argument("--run-dir", dest="run_dir", help="checkpoint directory (default: under the user cache)")
         s.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
-        s.add_argument("--compile", nargs="?", const="on", choices=("on", "auto"),
-                       help="compile the training step with torch.compile: about 3 min of compiling first, "
-                            "then about a third faster in fp32 (docs/benchmarks.md); 'auto': only where the "
-                            "step runs in fp32 (a CPU without native bf16, or --fp32)")
         s.add_argument("--version")
         s.add_argument("--description")
         s.add_argument("--split", dest="train_split",

@@ -113,27 +113,6 @@ def bf16_is_native() -> bool:
         return False
 
 
-def compiled_step_network(net: torch.nn.Module) -> Callable:
-    """``net`` for the training step through ``torch.compile`` (TorchInductor): the decoder's
-    elementwise passes (BatchNorm, ReLU, channel shuffle, group scale, residual adds) are fused, which
-    is what an fp32 step on a memory-bound 2-core CPU pays for (docs/benchmarks.md, "Compiling the
-    step"). The first step compiles for about 3 minutes (later runs reuse TorchInductor's cache).
-    The parameters are ``net``'s own, so the optimiser, the EMA, validation, checkpoints and export
-    see no difference. Random ops (stochastic depth, Dropout2d) draw from torch's generator as in
-    eager mode (``fallback_random``), so a compiled run makes the same random choices as an
-    eager one and resumes exactly."""
-    import torch._inductor.config as inductor_config
-
-    inductor_config.fallback_random = True
-    return torch.compile(net)
-
-
-def compile_choice(mode: str | None, cfg: TrainConfig) -> bool:
-    """Whether ``--compile MODE`` compiles the step: "on" always, "auto" only where it runs in fp32
-    (no native bf16, or bf16 not asked for), where compiling paid; None never."""
-    return mode == "on" or (mode == "auto" and not (cfg.bf16 and bf16_is_native()))
-
-
 _KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0, "paste_prob": 0.0}
 
 
@@ -312,13 +291,8 @@ class ResumeError(DatasetError):
 
 
 class Trainer:
-    """``compile``: run the training step's forward and backward through ``torch.compile`` (see
-    :func:`compiled_step_network`). A property of the machine, not of the run: it is not in the
-    config or its key, so a run started one way resumes the other."""
-
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, compile: bool = False):
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None):
         self.cfg = cfg
-        self.compile = compile
         self.run_dir = Path(run_dir) if run_dir else cache_dir() / "runs" / f"{cfg.name}-{cfg.key()}"
         self.parent: ModelDir | None = resolve_model(cfg.init_model) if cfg.init_model else None
 
@@ -484,8 +458,7 @@ class Trainer:
         # cfg.bf16 asks for bf16; the CPU decides whether it gets it (the config key, and so resuming,
         # does not depend on the machine).
         use_bf16 = cfg.bf16 and bf16_is_native()
-        say({"event": "precision", "bf16": use_bf16, "requested": cfg.bf16, "compiled": self.compile})
-        step_net = compiled_step_network(net) if self.compile else net
+        say({"event": "precision", "bf16": use_bf16, "requested": cfg.bf16})
         while state["epoch"] < cfg.epochs:
             epoch = state["epoch"]
             net.train()
@@ -506,7 +479,7 @@ class Trainer:
                 # this CPU the fused kernel's backward is slow for MiT-B0's shapes (3136 queries,
                 # 49 keys), and the step is about 15 % faster.
                 with sdpa_kernel([SDPBackend.MATH]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = step_net(image.contiguous(memory_format=torch.channels_last))
+                    logits = net(image.contiguous(memory_format=torch.channels_last))
                 losses = criterion(logits, mask, depth if cfg.depth else None)
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
@@ -526,8 +499,7 @@ class Trainer:
                     return None
             elapsed = time.perf_counter() - t0
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr_at(max(0, state["step"] - 1), total, warmup, cfg),
-                                      "images_per_s": nb * cfg.batch_size / max(elapsed, 1e-9), "bf16": use_bf16,
-                                      "compiled": self.compile}
+                                      "images_per_s": nb * cfg.batch_size / max(elapsed, 1e-9), "bf16": use_bf16}
             record.update({f"loss_{k}": v / max(nb, 1) for k, v in sums.items()})
             record["sigma_seg"], record["sigma_depth"] = criterion.sigmas()
             state["epoch"] += 1
