@@ -124,6 +124,21 @@ def test_manifest_reader_writer_and_samples(make_napari_viewer, frames_folder, t
     assert (tmp_path / "pngs" / "notes.txt").read_text() == "mine"
     [back] = viewer.open(tmp_path / "pngs" / "b.png", plugin=PLUGIN)  # a mask opens as Labels
     assert back._type_string == "labels" and np.array_equal(back.data != 0, masks[1] != 0)
+    [empty] = viewer.open(tmp_path / "pngs" / "a.png", plugin=PLUGIN)  # so does an empty one (no polyp)
+    assert empty._type_string == "labels" and not empty.data.any()
+    [stack] = viewer.open(tmp_path / "m.tif", plugin=PLUGIN)  # and this plugin's multi-page mask TIFF
+    assert stack._type_string == "labels" and np.array_equal(stack.data, masks)
+    # a folder of PNG frames (the ones the masks were made on) is never replaced by masks
+    frames = tmp_path / "rgb"
+    frames.mkdir()
+    from PIL import Image
+
+    for i in range(4):
+        Image.fromarray(np.full((H, W, 3), 40 * i, np.uint8)).save(frames / f"f{i}.png")
+    before = {f.name: f.read_bytes() for f in frames.iterdir()}
+    with pytest.raises(ValueError, match="holds images that are not masks"):
+        write_pngs(str(tmp_path / "rgb.png"), masks, {"name": "m"})
+    assert {f.name: f.read_bytes() for f in frames.iterdir()} == before
 
 
 def test_no_trained_model_is_an_error_not_random_weights(make_napari_viewer, monkeypatch, tmp_path):

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .io import InputError, is_image, is_video, list_images, read_image, read_input
+from .io import InputError, is_image, is_mask_like, is_video, list_images, read_image, read_input
 
 # A folder of images of different sizes (Kvasir-SEG's images/) cannot be one stack: up to this many
 # images open as one layer each; more is refused with the reason.
@@ -51,12 +51,9 @@ def _layer(data, path: Path, kind: str, name: str, **meta) -> LayerData:
     return data, {"name": name, "rgb": rgb, "metadata": _meta(path, kind, **meta)}, "image"
 
 
-def _is_mask(frame: np.ndarray) -> bool:
-    """One channel holding only 0 and one other value (0/1, 0/255, 0/65535): a mask, not a frame."""
-    if frame.ndim != 2 or frame.dtype.kind not in "ub":
-        return False
-    values = np.unique(frame)
-    return len(values) == 2 and values[0] == 0
+def _mask_layer(masks: np.ndarray, path: Path) -> LayerData:
+    """Binary masks (this plugin's writer, a dataset's masks/) as a Labels layer, polyp = 1."""
+    return (masks != 0).astype(np.uint8), {"name": path.stem, "metadata": _meta(path, "mask")}, "labels"
 
 
 def _read_one(path: Path) -> list[LayerData]:
@@ -71,8 +68,12 @@ def _read_one(path: Path) -> list[LayerData]:
         return [_layer(read_image(f), f, "image", f.stem) for f in files]  # different sizes: one layer each
     if stack.kind == "image":
         frame = np.asarray(stack[0])
-        if _is_mask(frame):  # a binary mask (this plugin's writer, a dataset's masks/): a Labels layer
-            return [((frame != 0).astype(np.uint8), {"name": path.stem, "metadata": _meta(path, "mask")}, "labels")]
+        if frame.ndim == 2 and is_mask_like(frame):
+            return [_mask_layer(frame, path)]
         return [_layer(frame, path, "image", path.stem)]
+    if stack.kind == "tiff-stack":  # in memory already; a multi-page mask TIFF (this plugin's writer)
+        frames = np.asarray(stack)
+        if frames.ndim == 3 and is_mask_like(frames):
+            return [_mask_layer(frames, path)]
     names = [stack.frame_name(i) for i in range(len(stack))] if stack.kind == "folder" else None
     return [_layer(stack, path, stack.kind, path.stem if path.is_file() else path.name, fps=stack.fps, frame_names=names)]

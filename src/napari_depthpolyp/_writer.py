@@ -2,7 +2,7 @@
 a single frame; for a stack, a folder named like the file without ``.png`` holding one PNG per frame,
 named after the source frames when known). Every file is written atomically, and a stack's folder
 as a whole: written beside, then swapped in, so it never mixes two saves; a folder holding anything
-but PNG masks is never replaced."""
+but PNG masks (other files, or PNGs that are frames rather than masks) is never replaced."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import write_mask_png, write_mask_stack_tiff
+from .io import InputError, is_mask_like, read_image, write_mask_png, write_mask_stack_tiff
 from .review import frame_name
 
 
@@ -40,9 +40,8 @@ def write_pngs(path: str, data: Any, meta: dict) -> list[str]:
     n = len(frames)
     names = [frame_name(i, n, source=info.get("source"), name=meta.get("name") or folder.name,
                         frame_names=info.get("frame_names")) for i in range(n)]
-    if folder.exists() and (not folder.is_dir() or any(
-            not f.is_file() or f.suffix.lower() != ".png" for f in folder.iterdir())):
-        raise ValueError(f"{folder} exists and holds more than PNG masks: choose another name")
+    if folder.exists():
+        _check_replaceable(folder)
     tmp, old = folder.with_name(f".{folder.name}.partial"), folder.with_name(f".{folder.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     for i, name in enumerate(names):
@@ -55,3 +54,20 @@ def write_pngs(path: str, data: Any, meta: dict) -> list[str]:
     else:
         tmp.rename(folder)
     return [str(folder / f"{name}.png") for name in names]
+
+
+def _check_replaceable(folder: Path) -> None:
+    """Refuse to replace ``folder`` unless it holds only PNG masks (a former save of masks): a
+    folder of PNG frames, say the frames the masks were made on, is never swapped out."""
+    if not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder of masks: choose another name")
+    for f in folder.iterdir():
+        if not f.is_file() or f.suffix.lower() != ".png":
+            raise ValueError(f"{folder} exists and holds more than PNG masks ({f.name}): choose another name")
+        try:
+            pixels = read_image(f)
+        except InputError:
+            pixels = None
+        if pixels is None or pixels.ndim != 2 or not is_mask_like(pixels):
+            raise ValueError(f"{folder} exists and holds images that are not masks ({f.name}): "
+                             "saving would replace them; choose another name")

@@ -205,6 +205,13 @@ def binarise_mask(arr: np.ndarray, source: str | os.PathLike | None = None, *, s
     return arr > scale // 2
 
 
+def is_mask_like(frames: np.ndarray) -> bool:
+    """Integer frames holding only 0 and at most one other value (0/1, 0/255, 0/65535): masks as this
+    project writes them, all-zero ones (no polyp) included. The caller checks the layout (one
+    channel: H×W, or T×H×W for a stack)."""
+    return frames.dtype.kind in "ub" and frames.size > 0 and frames.min() == 0 and _two_valued(frames)
+
+
 def _two_valued(arr: np.ndarray, lo=None, hi=None) -> bool:
     if arr.size == 0:
         return True
