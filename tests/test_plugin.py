@@ -341,6 +341,15 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     assert session.folder == sidecar
     assert sorted(p.name for p in (sidecar / "masks").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     saved = mask.data.copy()
+    # "Save to…" a folder holding other things (a data set's masks/): into frames.depthpolyp in it
+    case = tmp_path / "case"
+    (case / "masks").mkdir(parents=True)
+    (case / "masks" / "000001.png").write_bytes(b"ground truth")
+    review.save_session_to(str(case))
+    assert session.folder == case / "frames.depthpolyp" and (session.folder / "session.json").is_file()
+    assert (case / "masks" / "000001.png").read_bytes() == b"ground truth"
+    review.save_session_to(str(sidecar))  # and back beside the source, where the rest of this test expects it
+    assert session.folder == sidecar
 
     # export: reviewed frames only, read back with the trainer's reader
     out = tmp_path / "export"

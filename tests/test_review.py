@@ -353,6 +353,43 @@ def test_a_session_saved_elsewhere_is_found_again(tmp_path):
     assert back.status_of(1) == "accepted"
 
 
+def test_save_to_a_folder_with_other_files_goes_into_a_session_folder_in_it(tmp_path):
+    """"Save to…" the folder that holds the frames and a data set's masks/: the session goes into
+    clip.mp4.depthpolyp inside it, and the ground-truth masks/ there is untouched; not resuming it
+    later moves only the session's own files aside, never the folder around them."""
+    from napari_depthpolyp.review import move_session_aside, session_folder_in
+
+    case = tmp_path / "case"
+    (case / "masks").mkdir(parents=True)
+    (case / "masks" / "000001.png").write_bytes(b"ground truth")
+    s = make_session(case)
+    s.accept(1)
+    empty = tmp_path / "empty"
+    assert session_folder_in(empty, s.source, s.name) == empty  # missing or empty: the folder itself
+    folder = session_folder_in(case, s.source, s.name)
+    assert folder == case / "clip.mp4.depthpolyp"
+    s.save(folder, force=True)
+    assert (case / "masks" / "000001.png").read_bytes() == b"ground truth"
+    assert session_folder_in(folder, s.source, s.name) == folder  # this source's session: kept there
+    other = tmp_path / "other.mp4"  # another source's session is never mixed in: a folder of its own
+    assert session_folder_in(folder, other, "other") == folder / "other.mp4.depthpolyp"
+    (folder / "other.mp4.depthpolyp").mkdir()
+    (folder / "other.mp4.depthpolyp" / "notes.txt").write_text("x")
+    with pytest.raises(ReviewError, match="choose an empty folder"):
+        session_folder_in(folder, other, "other")
+    # a session saved plainly into a folder of other things (as "Save to…" did before): not resuming
+    # it moves the session's own files aside, and the folder and its other files stay
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "notes.txt").write_text("mine")
+    s.save(legacy, force=True)
+    aside = move_session_aside(legacy)
+    assert aside.parent == legacy and (aside / "session.json").is_file() and (aside / "masks").is_dir()
+    assert sorted(p.name for p in legacy.iterdir()) == sorted(["notes.txt", aside.name])
+    beside = move_session_aside(folder)  # a .depthpolyp folder is renamed whole
+    assert beside.name.startswith("clip.mp4.depthpolyp.old-") and not folder.exists()
+
+
 def test_import_masks_from_a_folder_or_a_stack(tmp_path):
     """Start from existing masks: matched by frame name, made "corrected" (no model run overwrites
     them); a wrong size or count is refused before anything changes, naming the file."""

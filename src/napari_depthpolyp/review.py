@@ -302,6 +302,55 @@ def remember_folder(source: str | os.PathLike | None, name: str, folder: str | o
     write_json(_chosen_folders(), chosen)
 
 
+def _holds_session_of(folder: Path, source: str | os.PathLike | None, name: str) -> bool:
+    """Whether ``folder/session.json`` is a session of the same frames (same source file, or the same
+    name for frames without one)."""
+    try:
+        src = json.loads((folder / SESSION_FILE).read_text(encoding="utf-8")).get("source") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not isinstance(src, dict):
+        return False
+    if source:
+        return bool(src.get("path")) and _source_key(src["path"], name) == _source_key(source, name)
+    return not src.get("path") and src.get("name") == name
+
+
+def session_folder_in(chosen: str | os.PathLike, source: str | os.PathLike | None, name: str) -> Path:
+    """Where "Save to…" puts a session when the user picks ``chosen``: the folder itself when it is
+    empty (or missing) or already holds this source's session, else ``<source name>.depthpolyp``
+    inside it, so that a session never writes its ``masks/`` and ``session.json`` among other
+    files (a data set's own ``masks/``, say). Raises ReviewError when that folder too holds
+    something else."""
+    chosen = Path(chosen)
+    inner = chosen / f"{_safe(Path(source).name if source else name)}{SIDECAR_SUFFIX}"
+    for folder in (chosen, inner):
+        if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+            return folder
+        if folder.is_dir() and _holds_session_of(folder, source, name):
+            return folder
+    raise ReviewError(f"{chosen}: holds other files, and so does {inner.name} in it; choose an empty folder")
+
+
+def move_session_aside(folder: str | os.PathLike) -> Path:
+    """Keep a session the user chose not to resume as a dated copy, and return where it went: a
+    ``*.depthpolyp`` folder is renamed whole; in any other folder only the session's own files
+    (``session.json`` and ``masks/``) move, into ``session.old-<time>`` inside it, so nothing
+    else that lives there is touched."""
+    folder = Path(folder)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    if folder.name.endswith(SIDECAR_SUFFIX):
+        aside = folder.with_name(f"{folder.name}.old-{stamp}")
+        folder.rename(aside)
+        return aside
+    aside = folder / f"session.old-{stamp}"
+    aside.mkdir()
+    for part in (SESSION_FILE, "masks"):
+        if (folder / part).exists():
+            (folder / part).rename(aside / part)
+    return aside
+
+
 def find_sidecar(source: str | os.PathLike | None, name: str = "frames") -> Path | None:
     """An existing session folder of ``source``: the folder chosen with "Save to…", else beside it
     or in the fallback place; None if there is none."""

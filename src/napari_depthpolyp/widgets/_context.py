@@ -28,7 +28,7 @@ from qtpy.QtCore import QObject, QSettings, QTimer, Signal
 from qtpy.QtWidgets import QApplication, QMessageBox
 
 from ..paths import user_dir
-from ..review import SESSION_FILE, ReviewError, ReviewSession, find_sidecar, session_bytes
+from ..review import SESSION_FILE, ReviewError, ReviewSession, find_sidecar, move_session_aside, session_bytes
 from . import _keys
 from ._layers import (
     current_frame,
@@ -470,9 +470,8 @@ class DepthPolypContext(QObject):
 
     @staticmethod
     def _move_aside(folder: Path) -> Path:
-        aside = folder.with_name(f"{folder.name}.old-{datetime.now():%Y%m%d-%H%M%S}")
         try:
-            folder.rename(aside)
+            aside = move_session_aside(folder)
         except OSError as exc:
             show_warning(f"Could not move the old session {folder} aside ({exc}); it will be overwritten.")
             return folder

@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..review import ReviewError
+from ..review import ReviewError, session_folder_in
 from . import _keys
 from ._context import get_context, remember_checked, unwrap
 from ._layers import ImageLayerCombo
@@ -192,16 +192,23 @@ class ReviewWidget(QWidget):
     def _choose_folder(self) -> None:
         if self.ctrl is None:
             return
-        folder = QFileDialog.getExistingDirectory(self, "Autosave the review session to", str(self.ctrl.session.folder.parent))
-        if folder:
-            try:
-                self.ctrl.session.save(folder, force=True)
-            except OSError as exc:
-                show_error(f"Cannot save the review session to {folder}: {exc}")
-                return
-            show_info(f"The review session now autosaves to {folder}; it is offered there when "
-                      f"{self.ctrl.image.name} is opened again")
-            self.refresh()
+        chosen = QFileDialog.getExistingDirectory(self, "Autosave the review session to", str(self.ctrl.session.folder.parent))
+        if chosen:
+            self.save_session_to(chosen)
+
+    def save_session_to(self, chosen: str) -> None:
+        """"Save to…" with the folder chosen: there, or in a ``.depthpolyp`` folder inside it when
+        it holds other files (``review.session_folder_in``)."""
+        session = self.ctrl.session
+        try:
+            folder = session_folder_in(chosen, session.source, session.name)
+            session.save(folder, force=True)
+        except (OSError, ReviewError) as exc:
+            show_error(f"Cannot save the review session to {chosen}: {exc}")
+            return
+        show_info(f"The review session now autosaves to {folder}; it is offered there when "
+                  f"{self.ctrl.image.name} is opened again")
+        self.refresh()
 
 
     def _choose_masks(self) -> None:
