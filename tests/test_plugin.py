@@ -232,10 +232,27 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     assert mask.data is session.masks and session.predicted.all()
     np.testing.assert_array_equal(mask.data[0], apply_threshold(decode_map(prob.data[0]), session.threshold))
     n_layers = len(viewer.layers)
-    image.name = "renamed"  # again, after a rename: the same layers, updated in place
+    image.name = "renamed"  # again, after a rename: the same layers, renamed with it, updated in place
     assert seg.image.currentText() == "renamed"
+    assert (mask.name, depth.name, prob.name) == ("renamed polyp mask", "renamed depth", "renamed polyp probability")
     segment(qtbot, seg, plugin_model)
     assert len(viewer.layers) == n_layers and viewer.layers[-1] is mask
+    # another image never takes over this one's layers, even when one bears its layer name
+    mask.name = "other polyp mask"
+    other = viewer.add_image(real_frames(2), name="other")
+    seg.image.set_value(other)
+    before = mask.data.copy()
+    segment(qtbot, seg, plugin_model)
+    other_mask = ctx.controller_for(other, create=False).mask_layer
+    assert other_mask is not mask and other_mask.data.shape == (2, H, W)
+    np.testing.assert_array_equal(mask.data, before)
+    other_mask.paint((0, 40, 40), 0 if other_mask.data[0, 40, 40] else 1)
+    assert session.status_of(0) != "corrected"  # a stroke on the other image's mask is not this one's
+    mask.name = "renamed polyp mask"
+    for layer in (*ctx.controller_for(other, create=False).layers(), other):
+        viewer.layers.remove(layer)
+    assert mask in viewer.layers
+    seg.image.set_value(image)
     image.name = "frames"
 
     # painting and filling mark frames corrected

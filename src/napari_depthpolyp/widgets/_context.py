@@ -37,6 +37,7 @@ from ._layers import (
     frame_geometry,
     go_to_frame,
     record,
+    rename_with,
     role_of,
     source_info,
 )
@@ -127,6 +128,8 @@ class ReviewController(QObject):
         self._check.start()
         self._rethreshold = QTimer(self, singleShot=True, interval=0)  # the pending frames, a slice per tick
         self._rethreshold.timeout.connect(self._rethreshold_slice)
+        self._image_name = image.name
+        image.events.name.connect(self._on_image_renamed)
         self.ensure_layers()
 
     @property
@@ -137,15 +140,22 @@ class ReviewController(QObject):
     def _view(self, array: np.ndarray) -> np.ndarray:
         return array if self.is_stack else array[0]
 
+    def layers(self) -> tuple:
+        return self.mask_layer, self.prob_layer, self.depth_layer
+
     def ensure_layers(self) -> None:
-        """(Re)create missing layers; existing ones are updated in place."""
+        """(Re)create missing layers; existing ones are updated in place. A layer of another image
+        that bears this image's layer name (left from a rename) is never taken over."""
         s = self.session
+        taken = [layer for ctrl in self.context.controllers.values() if ctrl is not self
+                 for layer in ctrl.layers() if layer is not None]
         if s.probability is not None:
             self.prob_layer, self.depth_layer = ensure_map_layers(
-                self.viewer, self.image, self._view(s.probability), self._view(s.depth), (self.prob_layer, self.depth_layer)
+                self.viewer, self.image, self._view(s.probability), self._view(s.depth), (self.prob_layer, self.depth_layer),
+                taken=taken,
             )
         new_mask = self.mask_layer is None or self.mask_layer not in self.viewer.layers
-        self.mask_layer = ensure_mask_layer(self.viewer, self.image, self._view(s.masks), self.mask_layer)
+        self.mask_layer = ensure_mask_layer(self.viewer, self.image, self._view(s.masks), self.mask_layer, taken=taken)
         layers = self.viewer.layers
         top = len(layers) - 1
         if layers.index(self.mask_layer) != top:
@@ -159,6 +169,10 @@ class ReviewController(QObject):
         if s.models:  # every model that proposed masks in this session, a resumed one too
             record(self.mask_layer, models=list(s.models))
         self.record_review()
+
+    def _on_image_renamed(self, event=None) -> None:
+        rename_with(self.layers(), self._image_name, self.image.name)
+        self._image_name = self.image.name
 
     def refresh(self, maps: bool = True) -> None:
         for layer in (self.mask_layer, self.prob_layer, self.depth_layer) if maps else (self.mask_layer,):
@@ -375,6 +389,10 @@ class ReviewController(QObject):
         """The image left the viewer: save, and take no more results (a run still streaming
         must not bring its layers back)."""
         self.closed = True
+        try:
+            self.image.events.name.disconnect(self._on_image_renamed)
+        except (TypeError, ValueError, RuntimeError):
+            pass
         self._autosave.stop()
         self._check.stop()
         self._rethreshold.stop()

@@ -8,7 +8,7 @@ after the source, scaled like it; plus frame-index helpers and an Image-layer ch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 from napari.layers import Image, Labels, Layer
@@ -20,6 +20,15 @@ ROLE_KEY = "depthpolyp"  # metadata key of everything this plugin records on a l
 
 def layer_name(image: Layer, role: str) -> str:
     return f"{image.name} {role}"
+
+
+def rename_with(layers, old: str, new: str) -> None:
+    """An image renamed from ``old`` to ``new``: its layers still named after ``old`` follow it (a
+    layer the user renamed keeps the user's name)."""
+    for layer in layers:
+        role = layer.name[len(old) + 1:] if layer is not None and layer.name.startswith(f"{old} ") else None
+        if role in (MASK, DEPTH, PROBABILITY):
+            layer.name = f"{new} {role}"
 
 
 def role_of(layer: Layer) -> str | None:
@@ -58,10 +67,14 @@ def _place(viewer, layer: Layer, source: Layer) -> None:
     layer.translate = tuple(source.translate)[-layer.ndim:]
 
 
-def _ensure(viewer, kind, name: str, data, source: Layer, role: str, add, existing: Layer | None = None, **kwargs) -> Layer:
-    """Update ``existing`` (or the layer called ``name``) in place, or add the layer once."""
+def _ensure(viewer, kind, name: str, data, source: Layer, role: str, add, existing: Layer | None = None,
+            taken: Collection[Layer] = (), **kwargs) -> Layer:
+    """Update ``existing`` (or the layer called ``name``, unless another image's layers, ``taken``,
+    hold it) in place, or add the layer once."""
     if existing is None or existing not in viewer.layers:
         existing = viewer.layers[name] if name in viewer.layers else None
+        if any(existing is t for t in taken):  # another image's layer that still bears this name
+            existing = None
     if isinstance(existing, kind) and role_of(existing) == role:
         if existing.data is not data:
             existing.data = data
@@ -73,22 +86,24 @@ def _ensure(viewer, kind, name: str, data, source: Layer, role: str, add, existi
     return layer
 
 
-def ensure_mask_layer(viewer, image: Image, masks: np.ndarray, existing: Labels | None = None) -> Labels:
+def ensure_mask_layer(viewer, image: Image, masks: np.ndarray, existing: Labels | None = None,
+                      taken: Collection[Layer] = ()) -> Labels:
     layer = _ensure(viewer, Labels, layer_name(image, MASK), masks, image, "mask", viewer.add_labels,
-                    existing=existing, opacity=0.5)
+                    existing=existing, taken=taken, opacity=0.5)
     layer.selected_label = 1
     return layer
 
 
 def ensure_map_layers(viewer, image: Image, probability: np.ndarray, depth: np.ndarray,
-                      existing: tuple[Image | None, Image | None] = (None, None)) -> tuple[Image, Image]:
+                      existing: tuple[Image | None, Image | None] = (None, None),
+                      taken: Collection[Layer] = ()) -> tuple[Image, Image]:
     """Probability (hidden) and depth; uint8-quantised maps get limits 0..255, float maps 0..1."""
     top = 255.0 if probability.dtype == np.uint8 else 1.0
     prob = _ensure(viewer, Image, layer_name(image, PROBABILITY), probability, image, "probability",
-                   viewer.add_image, existing=existing[0], colormap="viridis", contrast_limits=(0.0, top),
+                   viewer.add_image, existing=existing[0], taken=taken, colormap="viridis", contrast_limits=(0.0, top),
                    visible=False, blending="additive")
     dep = _ensure(viewer, Image, layer_name(image, DEPTH), depth, image, "depth", viewer.add_image,
-                  existing=existing[1], colormap="magma", contrast_limits=(0.0, top), opacity=0.45,
+                  existing=existing[1], taken=taken, colormap="magma", contrast_limits=(0.0, top), opacity=0.45,
                   blending="translucent")
     for layer in (prob, dep):
         layer.contrast_limits_range = (0.0, top)
