@@ -219,6 +219,25 @@ def test_resume_refuses_a_folder_whose_files_changed(tmp_path):
     assert edited.masks[1].all() and "changed outside napari" in edited.load_warnings[0]
 
 
+def test_frames_without_a_file_are_told_apart_by_their_content(tmp_path):
+    """Two unsaved layers both called "Image" (pasted, or made in the console) never share a session
+    folder: their first frames' digest is part of its name, and a saved session finds its own."""
+    from napari_depthpolyp.review import frame_digest, identity
+
+    a, b = np.zeros((H, W, 3), np.uint8), np.full((H, W, 3), 9, np.uint8)
+    sa = ReviewSession(2, (H, W), name="Image", content_key=frame_digest(a), threshold=0.5)
+    sb = ReviewSession(2, (H, W), name="Image", content_key=frame_digest(b), threshold=0.5)
+    assert sa.folder != sb.folder and frame_digest(a) != frame_digest(b) == frame_digest(b.copy())
+    sa.accept(0)
+    sa.save()
+    assert find_sidecar(None, identity(None, "Image", frame_digest(b))) is None  # b is not offered a's review
+    found = find_sidecar(None, identity(None, "Image", frame_digest(a)))
+    assert found == sa.folder
+    back = ReviewSession.load(found)
+    assert back.content_key == sa.content_key and back.folder == sa.folder and back.status_of(0) == "accepted"
+    assert ReviewSession(2, (H, W), source=tmp_path / "v.mp4", content_key="x").content_key is None  # a file names itself
+
+
 def test_sidecar_falls_back_to_user_dir_without_a_writable_source(tmp_path):
     folder = sidecar_for(None, "my layer")
     assert folder.name == "my layer.depthpolyp" and "sessions" in folder.parts

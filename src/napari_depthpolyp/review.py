@@ -87,6 +87,8 @@ __all__ = [
     "encode_map",
     "export_frames",
     "find_sidecar",
+    "frame_digest",
+    "identity",
     "frame_name",
     "iter_export",
     "iter_predictions",
@@ -302,6 +304,21 @@ def remember_folder(source: str | os.PathLike | None, name: str, folder: str | o
     write_json(_chosen_folders(), chosen)
 
 
+def identity(source: str | os.PathLike | None, name: str, content_key: str | None = None) -> str:
+    """What names a session's frames where a file does not: the layer's name, plus a digest of its
+    content for frames with no file (see :func:`frame_digest`). The sidecar functions take it as
+    their ``name``."""
+    return name if source or not content_key else f"{name}-{content_key}"
+
+
+def frame_digest(frame: np.ndarray) -> str:
+    """A short digest of a frame's pixels and shape: tells apart two unsaved layers of one name."""
+    frame = np.ascontiguousarray(frame)
+    h = hashlib.blake2b(repr((frame.shape, frame.dtype.str)).encode(), digest_size=5)
+    h.update(frame.tobytes())
+    return h.hexdigest()
+
+
 def _holds_session_of(folder: Path, source: str | os.PathLike | None, name: str) -> bool:
     """Whether ``folder/session.json`` is a session of the same frames (same source file, or the same
     name for frames without one)."""
@@ -313,7 +330,7 @@ def _holds_session_of(folder: Path, source: str | os.PathLike | None, name: str)
         return False
     if source:
         return bool(src.get("path")) and _source_key(src["path"], name) == _source_key(source, name)
-    return not src.get("path") and src.get("name") == name
+    return not src.get("path") and identity(None, str(src.get("name")), src.get("content_key")) == name
 
 
 def session_folder_in(chosen: str | os.PathLike, source: str | os.PathLike | None, name: str) -> Path:
@@ -397,6 +414,7 @@ class ReviewSession:
         map_dtype=None,
         temporal: bool = True,
         frame_names: Sequence[str] | None = None,
+        content_key: str | None = None,
     ):
         if n_frames < 1 or len(frame_shape) != 2:
             raise ReviewError(f"a session needs at least one frame of shape (H, W), got {n_frames} × {tuple(frame_shape)}")
@@ -404,7 +422,10 @@ class ReviewSession:
         self.shape = (int(frame_shape[0]), int(frame_shape[1]))
         self.source = str(source) if source else None
         self.name = str(name)
-        self.folder = Path(folder) if folder else sidecar_for(self.source, self.name, beside=beside)
+        # frames with no file are told apart by their name and their content (content_key, e.g.
+        # frame_digest of the first frame): two unsaved layers called "Image" never share a session
+        self.content_key = str(content_key) if content_key and not self.source else None
+        self.folder = Path(folder) if folder else sidecar_for(self.source, self.ident, beside=beside)
         self.threshold = float(threshold)
         self.min_region = check_min_region(min_region)  # proposals drop marked regions smaller than this
         self.temporal = bool(temporal)
@@ -680,6 +701,11 @@ class ReviewSession:
         return frame_name(self._check(i), self.n, source=self.source, name=self.name, frame_names=self.frame_names)
 
     # -- autosave -------------------------------------------------------------------------------
+    @property
+    def ident(self) -> str:
+        """The name its sidecar folder goes by (:func:`identity`)."""
+        return identity(self.source, self.name, self.content_key)
+
     def to_json(self, digests: dict[int, str] | None = None) -> dict[str, Any]:
         digests = self._saved if digests is None else digests
         frames = {}
@@ -698,7 +724,8 @@ class ReviewSession:
             "version": VERSION,
             "created": self.created,
             "saved": _now(),
-            "source": {"path": self.source, "name": self.name, "n_frames": self.n, "frame_shape": list(self.shape)},
+            "source": {"path": self.source, "name": self.name, "content_key": self.content_key,
+                       "n_frames": self.n, "frame_shape": list(self.shape)},
             "threshold": self.threshold,
             "min_region": self.min_region,
             "temporal": self.temporal,
@@ -739,7 +766,7 @@ class ReviewSession:
             self.folder, self._saved, self._dirty = before
             raise
         if wrote:
-            remember_folder(self.source, self.name, self.folder)
+            remember_folder(self.source, self.ident, self.folder)
         return wrote
 
     def _write(self, force: bool, rehash: bool) -> bool:
@@ -809,6 +836,7 @@ class ReviewSession:
             )
         kwargs.setdefault("source", src.get("path"))
         kwargs.setdefault("name", src.get("name") or "frames")
+        kwargs.setdefault("content_key", src.get("content_key"))
         try:
             threshold = float(data.get("threshold", 0.5))
             min_region = check_min_region(data.get("min_region", 0.0))

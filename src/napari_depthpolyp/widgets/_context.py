@@ -28,12 +28,22 @@ from qtpy.QtCore import QObject, QSettings, QTimer, Signal
 from qtpy.QtWidgets import QApplication, QMessageBox
 
 from ..paths import user_dir
-from ..review import SESSION_FILE, ReviewError, ReviewSession, find_sidecar, move_session_aside, session_bytes
+from ..review import (
+    SESSION_FILE,
+    ReviewError,
+    ReviewSession,
+    find_sidecar,
+    frame_digest,
+    identity,
+    move_session_aside,
+    session_bytes,
+)
 from . import _keys
 from ._layers import (
     current_frame,
     ensure_map_layers,
     ensure_mask_layer,
+    frame_data,
     frame_geometry,
     go_to_frame,
     record,
@@ -438,9 +448,11 @@ class DepthPolypContext(QObject):
             return ctrl
         n, shape, is_stack = frame_geometry(image)
         info = source_info(image)
-        common = {"source": info.get("source"), "name": image.name, "frame_names": info.get("frame_names")}
+        key = None if info.get("source") else frame_digest(frame_data(image, 0, is_stack))
+        common = {"source": info.get("source"), "name": image.name, "frame_names": info.get("frame_names"),
+                  "content_key": key}
         session = None
-        found = find_sidecar(info.get("source"), image.name)
+        found = find_sidecar(info.get("source"), identity(info.get("source"), image.name, key))
         if found is not None:
             if self._ask_resume(parent, image.name, found):
                 try:
@@ -529,7 +541,13 @@ class DepthPolypContext(QObject):
         """Reopening a source that has a saved session: offer to resume it at once."""
         if not isinstance(layer, Image) or role_of(layer) is not None or id(layer) in self.controllers:
             return
-        if find_sidecar(source_info(layer).get("source"), layer.name) is not None:
+        source = source_info(layer).get("source")
+        try:
+            _, _, is_stack = frame_geometry(layer)
+            key = None if source else frame_digest(frame_data(layer, 0, is_stack))
+        except ValueError:  # not a frame or a stack: nothing to resume
+            return
+        if find_sidecar(source, identity(source, layer.name, key)) is not None:
             QTimer.singleShot(0, lambda: self._resume_inserted(layer))
 
     def _resume_inserted(self, layer: Image) -> None:

@@ -201,7 +201,7 @@ class ReviewWidget(QWidget):
         it holds other files (``review.session_folder_in``)."""
         session = self.ctrl.session
         try:
-            folder = session_folder_in(chosen, session.source, session.name)
+            folder = session_folder_in(chosen, session.source, session.ident)
             session.save(folder, force=True)
         except (OSError, ReviewError) as exc:
             show_error(f"Cannot save the review session to {chosen}: {exc}")
