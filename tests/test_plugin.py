@@ -16,7 +16,7 @@ from napari_depthpolyp.dataset import Dataset
 from napari_depthpolyp.engine import apply_threshold
 from napari_depthpolyp.io.images import read_mask
 from napari_depthpolyp.models import list_models, resolve_model
-from napari_depthpolyp.review import decode_map
+from napari_depthpolyp.review import ReviewSession, decode_map
 
 PLUGIN = "napari-depthpolyp"
 H, W = 96, 120
@@ -413,10 +413,13 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
 
     # reopen the same source: resume restores statuses and corrections
     viewer.layers.clear()
+    assert ReviewSession.load(sidecar).threshold == 0.95  # saved at close
+    seg.threshold.setValue(40)  # the slider moved meanwhile: the resumed review keeps its own
     ctx.resume_answer = True
     image2 = viewer.open(frames_folder, plugin=PLUGIN)[0]
     qtbot.waitUntil(lambda: ctx.controller_for(image2, create=False) is not None, timeout=5000)
     back = ctx.controller_for(image2, create=False)
+    assert seg.image.value is image2 and seg.threshold_value == 0.95
     assert [back.session.status_of(i) for i in range(4)] == ["accepted", "corrected", "corrected", "empty"]
     resumed_meta = viewer.layers["frames polyp mask"].metadata["depthpolyp"]
     assert [m["sha256"] for m in resumed_meta["models"]] == [plugin_model.sha256()]  # provenance survives a resume
@@ -425,6 +428,7 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     # model output never overwrites the restored reviewed frames
     segment(qtbot, seg, plugin_model)
     np.testing.assert_array_equal(back.session.masks, saved)
+    assert back.session.threshold == 0.95
 
 
 def test_review_starts_from_imported_masks(make_napari_viewer, qtbot, frames_folder, tmp_path):

@@ -445,6 +445,7 @@ class ReviewSession:
         self.scores = np.full(self.n, np.nan, np.float32)
         self.created = _now()
         self.load_warnings: list[str] = []
+        self.resumed = False  # read back by load(): its threshold and smallest region are the user's
         self._thumbs: dict[int, np.ndarray] = {}
         self._saved: dict[int, str] = {}  # frame -> digest of the mask last written
         self._edited: set[int] = set()  # frames painted in this session (undo may change them at any time)
@@ -844,6 +845,7 @@ class ReviewSession:
             raise ReviewError(f"{path}: its threshold or smallest region is not valid ({exc})") from exc
         session = cls(n, shape, folder=folder, threshold=threshold, min_region=min_region,
                       temporal=bool(data.get("temporal", True)), **kwargs)
+        session.resumed = True
         session.created = data.get("created", session.created)
         session.models = list(data.get("models") or [])
         entries = data.get("frames") or {}

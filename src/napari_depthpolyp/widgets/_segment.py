@@ -103,6 +103,7 @@ class SegmentWidget(QWidget):
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.ctx.use_model.connect(self.select_model)
+        self.ctx.active_changed.connect(self._active_changed)
         self.ctx.models_changed.connect(lambda: fill_model_combo(self.model))
 
         saved = settings()
@@ -163,14 +164,25 @@ class SegmentWidget(QWidget):
         self.stop.setValue(n - 1)
         ctrl = self.ctx.controller_for(layer, create=False) if layer is not None else None
         if ctrl is not None:
-            self.threshold.blockSignals(True)
-            self.threshold.setValue(int(round(ctrl.session.threshold * 100)))
-            self.threshold_label.setText(f"{ctrl.session.threshold:.2f}")
-            self.threshold.blockSignals(False)
-            self.min_region.blockSignals(True)
-            self.min_region.setValue(ctrl.session.min_region * 100.0)
-            self.min_region.blockSignals(False)
+            self._show_session(ctrl)
             self.ctx.set_active(ctrl)
+
+    def _show_session(self, ctrl) -> None:
+        """Threshold and smallest region as the image's review session has them (a resumed
+        session's are the user's: Run must not replace them with the slider's)."""
+        self.threshold.blockSignals(True)
+        self.threshold.setValue(int(round(ctrl.session.threshold * 100)))
+        self.threshold_label.setText(f"{ctrl.session.threshold:.2f}")
+        self.threshold.blockSignals(False)
+        self.min_region.blockSignals(True)
+        self.min_region.setValue(ctrl.session.min_region * 100.0)
+        self.min_region.blockSignals(False)
+
+    def _active_changed(self, ctrl) -> None:
+        """A session made or resumed elsewhere (opening a file offers its saved review) for the
+        image chosen here: show its settings."""
+        if ctrl is not None and ctrl.image is self.image.value:
+            self._show_session(ctrl)
 
     def _frames_changed(self, _=None) -> None:
         ranged = self.frames.currentText() == "Frame range"
@@ -209,11 +221,14 @@ class SegmentWidget(QWidget):
         try:
             model = resolve_model(self.model.currentData())  # None: the default, or NoModelError
             indices, is_stack = self.frame_indices(layer)
+            new = self.ctx.controller_for(layer, create=False) is None
             ctrl = self.ctx.controller_for(layer, parent=self)  # ReviewError: fits neither in memory nor on disk
         except (ModelError, ValueError) as exc:
             show_error(str(exc))
             self.status.setText(str(exc))
             return None
+        if new and ctrl.session.resumed:  # resumed at this click: its settings, not the slider's
+            self._show_session(ctrl)
         ctrl.set_threshold(self.threshold_value, self.min_region_value)
         ctrl.session.allocate_maps()
         ctrl.ensure_layers()  # the layers appear at the click, not in the middle of the stream
