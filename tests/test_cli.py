@@ -236,9 +236,31 @@ def test_predict_into_an_earlier_output_adds_to_it_and_never_writes_over_it(form
     assert new["input"] == str(b) and new["frames"][0]["mask"].startswith("masks/frames-2/")
     assert main(["predict", str(a), "--out", str(out), *model]) == 0  # run again: replaces its own entry
     assert [e["input"] for e in json.loads((out / "summary.json").read_text())["inputs"]] == [str(b), str(a)]
+    b_masks = {p.name: p.read_bytes() for p in (out / "masks" / "frames-2").iterdir()}
     (out / "summary.json").write_text("{broken")
     assert main(["predict", str(a), "--out", str(out), *model]) == 0
     assert len(list(out.glob("summary-unreadable-*.json"))) == 1  # an unreadable summary is kept aside
+    # and with nothing to say which files are whose, none on disk is written over
+    assert json.loads((out / "summary.json").read_text())["inputs"][0]["frames"][0]["mask"].startswith("masks/frames-3/")
+    assert {p.name: p.read_bytes() for p in (out / "masks" / "frames-2").iterdir()} == b_masks
+
+
+def test_predict_tells_inputs_apart_by_their_full_path(format_model, tmp_path, monkeypatch):
+    """The same relative name run from two folders is two inputs: the second run never replaces
+    the first one's masks as if it were a rerun."""
+    frames = sorted(sample_paths()["frames"].glob("*.jpg"))
+    for sub, f in (("A", frames[0]), ("B", frames[1])):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.jpg").write_bytes(f.read_bytes())
+    out, model = tmp_path / "out", ["--model", str(format_model.path)]
+    monkeypatch.chdir(tmp_path / "A")
+    assert main(["predict", "x.jpg", "--out", str(out), *model]) == 0
+    first = (out / "masks" / "x.png").read_bytes()
+    monkeypatch.chdir(tmp_path / "B")
+    assert main(["predict", "x.jpg", "--out", str(out), *model]) == 0
+    entries = json.loads((out / "summary.json").read_text())["inputs"]
+    assert [e["input_path"] for e in entries] == [str(tmp_path / "A" / "x.jpg"), str(tmp_path / "B" / "x.jpg")]
+    assert (out / "masks" / "x.png").read_bytes() == first and entries[1]["frames"][0]["mask"] == "masks/x-2.png"
 
 
 def test_predict_refuses_a_file_as_its_output_folder(format_model, tmp_path, capsys):
@@ -247,3 +269,18 @@ def test_predict_refuses_a_file_as_its_output_folder(format_model, tmp_path, cap
     frame = sorted(sample_paths()["frames"].glob("*.jpg"))[0]
     assert main(["predict", str(frame), "--out", str(taken), "--model", str(format_model.path)]) == 2
     assert f"--out {taken} is a file" in capsys.readouterr().err and taken.read_text() == "a user's file"
+
+
+def test_demo_scores_the_bundled_samples_even_in_an_earlier_output(tmp_path, capsys):
+    """The README's main command: the bundled model on the bundled frames and clip, Dice against
+    their ground truth; an output folder holding another run's results is scored on this run's."""
+    from napari_depthpolyp.demo import run_demo
+
+    out = tmp_path / "demo"
+    one = sorted(sample_paths()["frames"].glob("*.jpg"))[0]
+    assert main(["predict", str(one), "--out", str(out)]) == 0  # another run's entry, first in summary.json
+    result = run_demo(out)
+    assert (result["n_frames"], result["n_clip"]) == (6, 48)
+    assert result["dice_frames"] > 0.8 and result["dice_clip"] > 0.8, result
+    assert main(["demo", "--out", str(out)]) == 0
+    assert "mean Dice vs ground truth" in capsys.readouterr().out

@@ -140,12 +140,40 @@ def _predict_stack(path: Path, predictor: Predictor, write: _Writer, entry: dict
         stack.close()
 
 
+def _top_names(frames: list) -> set[str]:
+    """The names an entry's frames hold at the top of masks/ (lower case): an image's stem, or the
+    folder of a video's or a folder's frames."""
+    names = set()
+    for f in frames:
+        parts = Path(str(f.get("mask", ""))).parts if isinstance(f, dict) else ()
+        if len(parts) >= 2:
+            names.add((Path(parts[1]).stem if len(parts) == 2 else parts[1]).lower())
+    return names
+
+
+def _on_disk(out: Path) -> set[str]:
+    """The names at the top of ``out/masks`` (lower case), whatever a summary says of them."""
+    masks = out / "masks"
+    if not masks.is_dir():
+        return set()
+    return {(p.name if p.is_dir() else p.stem).lower() for p in masks.iterdir()}
+
+
+def _entry_input(e: dict) -> str:
+    """The input an entry was made from, as an absolute path (``input_path``; runs before it was
+    recorded give ``input`` only, resolved here)."""
+    return str(e.get("input_path") or Path(str(e.get("input", ""))).resolve())
+
+
 def _earlier_entries(out: Path, inputs: list[str | Path]) -> tuple[list[dict[str, Any]], set[str]]:
     """The entries of an earlier summary.json in ``out`` for inputs this run does not repeat, and the
-    names they hold at the top of masks/ (lower case). An unreadable one is kept aside, not lost."""
+    names taken at the top of masks/ (lower case): theirs, and any on disk that no entry of a
+    repeated input holds (a run killed before its summary, or a summary that cannot be read), so
+    that nothing an earlier run wrote is written over. An unreadable summary is kept aside."""
     path = out / "summary.json"
+    on_disk = _on_disk(out)
     if not path.is_file():
-        return [], set()
+        return [], on_disk
     try:
         earlier = json.loads(path.read_text(encoding="utf-8"))
         entries = earlier["inputs"]
@@ -155,20 +183,19 @@ def _earlier_entries(out: Path, inputs: list[str | Path]) -> tuple[list[dict[str
         aside = path.with_name(f"summary-unreadable-{now_iso().replace(':', '')}.json")
         path.replace(aside)
         print(f"depthpolyp predict: {path} could not be read ({exc}); kept as {aside.name}", file=sys.stderr)
-        return [], set()
+        return [], on_disk
     again = {str(Path(i).resolve()) for i in inputs}
-    kept, used = [], set()
+    kept, used, repeated = [], set(), set()
     for e in entries:
-        if str(Path(str(e.get("input", ""))).resolve()) in again:
+        frames = e.get("frames") if isinstance(e.get("frames"), list) else []
+        if _entry_input(e) in again:
+            repeated |= _top_names(frames)
             continue
         e.setdefault("model", earlier.get("model"))
         e.setdefault("created", earlier.get("created"))
         kept.append(e)
-        for f in e.get("frames", []):
-            parts = Path(str(f.get("mask", ""))).parts
-            if len(parts) >= 2:
-                used.add((Path(parts[1]).stem if len(parts) == 2 else parts[1]).lower())
-    return kept, used
+        used |= _top_names(frames)
+    return kept, used | (on_disk - repeated)
 
 
 def predict_inputs(
@@ -187,7 +214,7 @@ def predict_inputs(
     summary: dict[str, Any] = {"created": now_iso(), "model": predictor.provenance(), "inputs": list(earlier)}
     for item in inputs:
         path = Path(item)
-        entry: dict[str, Any] = {"input": str(path), "status": "ok", "frames": []}
+        entry: dict[str, Any] = {"input": str(path), "input_path": str(path.resolve()), "status": "ok", "frames": []}
         summary["inputs"].append(entry)
         is_single = path.is_file() and not is_video(path)
         if is_single:
