@@ -190,6 +190,15 @@ def test_unreadable_inputs_name_the_file(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"definitely not a jpeg")
     with pytest.raises(InputError, match="broken.jpg: not a readable image"):
         read_image(tmp_path / "broken.jpg")
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)  # a header claiming 400 megapixels, no pixels
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    with pytest.raises(InputError, match="bomb.png: refused, larger than any frame"):
+        read_input(tmp_path / "bomb.png")
 
 
 # -- videos -------------------------------------------------------------------------------------------

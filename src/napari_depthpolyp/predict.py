@@ -228,6 +228,8 @@ def predict_inputs(
                 _predict_stack(path, predictor, write, entry, progress)
         except (InputError, OSError, ValueError) as exc:  # unreadable, or damaged part-way
             entry.update(status="error", error=str(exc), frames_written=len(entry["frames"]))
+        except Exception as exc:  # anything else one input does: reported, and the other inputs still run
+            entry.update(status="error", error=f"{path}: {type(exc).__name__}: {exc}", frames_written=len(entry["frames"]))
     summary["n_frames"] = sum(len(e["frames"]) for e in summary["inputs"])
     summary["n_errors"] = sum(e["status"] != "ok" for e in summary["inputs"])
     write_json(out / "summary.json", summary)

@@ -268,6 +268,8 @@ def _open_pil(path: Path) -> Image.Image:
     _refuse_16bit_colour_png(path)
     try:
         return Image.open(path)
+    except Image.DecompressionBombError as exc:  # a header that claims a frame of gigapixels
+        raise InputError(f"{path}: refused, larger than any frame this reads ({exc})") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"{path}: not a readable image ({exc})") from exc
 
