@@ -114,6 +114,15 @@ def test_fingerprint_is_content_based(tmp_path):
     assert Dataset.open(root, verify=False).fingerprint() != fp
     problems = Dataset.open(root, verify=False).verify()
     assert len(problems) == 1 and "still" in problems[0] and "mask" in problems[0]
+    # a file name that is not UTF-8 (Latin-1 bytes on a Linux disk) is fingerprinted, not a crash
+    import os
+
+    latin = tmp_path / "latin"
+    shutil.copytree(plain, latin)
+    for sub in ("images", "masks"):
+        src = next((latin / sub).iterdir())
+        os.rename(src, os.path.join(os.fsencode(latin / sub), b"caf\xe9" + os.fsencode(src.suffix)))
+    assert len(Dataset.open(latin).fingerprint()) == 64
 
 
 def test_writer_refuses_non_empty_folder_and_overwrites(tmp_path):

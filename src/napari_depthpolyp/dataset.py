@@ -497,7 +497,8 @@ class Dataset:
 
         digest = hashlib.sha256()
         for s in sorted(self.samples, key=lambda s: s.name):
-            digest.update(f"{s.name}\0{h(s.image)}\0{h(s.mask)}\n".encode("utf-8"))
+            # surrogateescape: a file name that is not UTF-8 (Latin-1 bytes) hashes as its own bytes
+            digest.update(f"{s.name}\0{h(s.image)}\0{h(s.mask)}\n".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
     def verify(self) -> list[str]:
