@@ -107,6 +107,34 @@ def test_eval_on_a_real_subset(format_model, kvasir_dir, tmp_path):
     assert json.loads(kept.read_text())["min_region"] == 0.0025 and res["min_region"] == 0.0
 
 
+def test_eval_of_a_curated_export_scores_reviewed_frames_only(format_model, tmp_path, capsys):
+    """An export's unreviewed frames hold the model's own proposals: eval leaves them out, as the
+    fine-tune's validation does; a set with no reviewed frame is an error, not n = 0. Its depth/
+    maps serve as the precomputed teacher."""
+    from napari_depthpolyp.dataset import DatasetWriter
+    from napari_depthpolyp.io import read_image
+
+    files = sorted(sample_paths()["frames"].glob("*.jpg"))[:3]
+    masks = sample_paths()["masks"]
+    root, model = tmp_path / "curated", ["--model", str(format_model.path)]
+    with DatasetWriter(root) as w:
+        for f, status in zip(files, ("accepted", "corrected", "unreviewed")):
+            image = read_image(f)
+            depth = np.linspace(0, 1, image.shape[0] * image.shape[1], dtype=np.float32).reshape(image.shape[:2])
+            w.add(f.stem, image, read_mask(masks / f"{f.stem}.png"), depth, status=status)
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--data", str(root), "--teacher", "precomputed", "--json", str(out), *model]) == 0
+    res = json.loads(out.read_text())
+    assert res["n"] == 2 and -1 <= res["depth_vs_teacher"] <= 1 and res["teacher"] == "precomputed"
+    only = tmp_path / "only-proposals"
+    with DatasetWriter(only) as w:
+        w.add("a", read_image(files[0]), read_mask(masks / f"{files[0].stem}.png"), status="unreviewed")
+    assert main(["eval", "--data", str(only), *model]) == 2
+    assert "holds no reviewed frame" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --limit 0 evaluates nothing: refused by the parser
+        main(["eval", "--data", str(root), "--limit", "0", *model])
+
+
 def test_eval_refuses_a_folder_as_its_json_before_evaluating(format_model, tmp_path, capsys):
     folder = tmp_path / "results"
     folder.mkdir()

@@ -307,3 +307,38 @@ def test_bf16_only_where_the_cpu_has_it(tiny_dataset, tmp_path, monkeypatch, nat
     trainer.run(progress=events.append, out_dir=tmp_path / "model")
     assert [e for e in events if e["event"] == "precision"] == [{"event": "precision", "bf16": native, "requested": True}]
     assert trainer.history()[-1]["bf16"] is native
+
+
+def test_a_checkpoint_is_a_pair_that_belongs_together(tmp_path, monkeypatch):
+    """Tensors and JSON are written so that a kill at any moment leaves a pair from one save, and
+    a damaged checkpoint is a one-line error naming the file, not a traceback from safetensors."""
+    from napari_depthpolyp.train.checkpoint import NEXT, TENSORS, CheckpointError, load_checkpoint, save_checkpoint
+
+    def modules():
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 2)
+        return {"net": net}, torch.optim.AdamW(net.parameters())
+
+    mods, opt = modules()
+    save_checkpoint(tmp_path, modules=mods, optimizer=opt, meta={"state": {"step": 1}})
+    first = {k: v.clone() for k, v in mods["net"].state_dict().items()}
+    assert not (tmp_path / NEXT).exists()
+    # the second save killed after its JSON, before its tensors took their place: its tensors are used
+    with torch.no_grad():
+        mods["net"].weight += 1
+    with monkeypatch.context() as m:
+        m.setattr("napari_depthpolyp.train.checkpoint._put_in_place", lambda run_dir: None)
+        save_checkpoint(tmp_path, modules=mods, optimizer=opt, meta={"state": {"step": 2}})
+    assert (tmp_path / NEXT).is_file()
+    back, back_opt = modules()
+    assert load_checkpoint(tmp_path, modules=back, optimizer=back_opt)["state"]["step"] == 2
+    assert torch.equal(back["net"].weight, first["weight"] + 1)
+    # tensors of another save than the JSON names, or a damaged file: refused, named
+    (tmp_path / NEXT).unlink()
+    with pytest.raises(CheckpointError, match="names tensors that neither"):
+        load_checkpoint(tmp_path, modules=back, optimizer=back_opt)
+    save_checkpoint(tmp_path, modules=mods, optimizer=opt, meta={"state": {"step": 3}})
+    data = (tmp_path / TENSORS).read_bytes()
+    (tmp_path / TENSORS).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="checkpoint"):
+        load_checkpoint(tmp_path, modules=back, optimizer=back_opt)

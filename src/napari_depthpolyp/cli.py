@@ -99,6 +99,13 @@ def cmd_export_onnx(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------- train
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of frames (1 or more)")
+    return value
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -198,7 +205,7 @@ def cmd_finetune(args) -> int:
 
 # ---------------------------------------------------------------------------------------- eval
 def cmd_eval(args) -> int:
-    from .dataset import Dataset
+    from .dataset import REVIEWED, Dataset, DatasetError
     from .engine import Predictor
     from .evaluate import evaluate
 
@@ -206,7 +213,11 @@ def cmd_eval(args) -> int:
         raise IsADirectoryError(f"--json {args.json} is a folder: give the file to write the result to")
     predictor = Predictor(args.model, backend=args.backend, threshold=args.threshold, tta=args.tta,
                           min_region=args.min_region)
-    dataset = Dataset.open(args.data, split=args.split)
+    # a curated export's unreviewed frames hold the model's own proposals, not ground truth
+    dataset = Dataset.open(args.data, split=args.split, statuses=REVIEWED)
+    if len(dataset) == 0:
+        what = f"split '{args.split}' of " if args.split else ""
+        raise DatasetError(f"{args.data}: the {what}data set holds no reviewed frame to evaluate on")
     bar = Progress(f"eval {Path(args.data).name}")
     result = evaluate(
         predictor, dataset, degraded=args.degraded, seed=args.seed, resolution=args.resolution,
@@ -311,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resolution", choices=("model", "original"), default="model")
     s.add_argument("--teacher", default="falloff", help="depth teacher for the depth-vs-teacher figure")
-    s.add_argument("--limit", type=int, help="only the first N frames")
+    s.add_argument("--limit", type=_positive, help="only the first N frames")
     s.add_argument("--json", help="also write the result to this file")
     s.set_defaults(func=cmd_eval)
     return p

@@ -68,6 +68,7 @@ MANIFEST = "manifest.json"
 STAGING = ".depthpolyp-staging"  # DatasetWriter's frames before close(); see DatasetWriter
 SPLIT_FILE = "split.json"
 STATUSES = ("accepted", "corrected", "empty", "unreviewed")
+REVIEWED = ("accepted", "corrected", "empty")  # ground truth; an unreviewed frame holds a model's proposal
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DEPTH_EXTS = (".png", ".tif", ".tiff")
 _TIFF_EXTS = (".tif", ".tiff")

@@ -52,7 +52,7 @@ def evaluate(
     thr = predictor.threshold if threshold is None else float(threshold)
     size = predictor.input_size
     evaluator = SegmentationEvaluator(threshold=thr, min_region=predictor.min_region)
-    teach = make_teacher(teacher) if teacher else None
+    teach = make_teacher(teacher, folder=dataset.root) if teacher else None  # "precomputed": its depth/ maps
     consistency, teacher_corr = [], []
     n = len(dataset) if limit is None else min(limit, len(dataset))
     for i in range(n):
@@ -75,7 +75,9 @@ def evaluate(
         if degraded:
             consistency.append(pearson(clean_depth, depth))
         if teach is not None:
-            teacher_corr.append(pearson(depth, teach(frame_in)))
+            # a stored map is found by the frame's name (the clean frame's map, degraded or not)
+            target = teach.lookup(sample.name, frame_in.shape) if hasattr(teach, "lookup") else teach(frame_in)
+            teacher_corr.append(pearson(depth, target))
         if resolution == "model":
             evaluator.add(prob, target_small, name=sample.name)
         else:

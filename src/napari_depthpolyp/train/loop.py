@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..dataset import Dataset, DatasetError
+from ..dataset import REVIEWED, Dataset, DatasetError
+from ..depth import TeacherError
 from ..io.atomic import atomic_open, write_json
 from ..model import DepthPolyp
 from ..models import ModelCard, ModelDir, ModelError, now_iso, resolve_model, write_model
@@ -131,7 +132,6 @@ def finetune_config(train_data: list[str], init_model: str, **overrides) -> Trai
     return TrainConfig(train_data=list(train_data), init_model=init_model, **values)
 
 
-REVIEWED = ("accepted", "corrected", "empty")
 
 
 def _effective_split(path: str, split: str | None) -> str | None:
@@ -187,9 +187,10 @@ class SampleSource(torch.utils.data.Dataset):
         self.donors = np.flatnonzero(np.asarray(cache.masks).reshape(len(cache), -1).any(1)) if cfg.paste_prob > 0 else None
         self.precomputed = cfg.teacher == "precomputed"
         if self.precomputed and cfg.paste_prob > 0:  # a stored depth map would not show the pasted polyp
-            raise ValueError("--paste-prob needs a depth teacher that sees the pasted frame, not 'precomputed'")
+            raise TeacherError("--paste-prob needs a depth teacher that sees the pasted frame, not 'precomputed'")
         if self.precomputed and cache.depth is None:
-            raise ValueError("teacher 'precomputed' needs depth maps in every training dataset folder")
+            raise DatasetError(f"{', '.join(cfg.train_data)}: the 'precomputed' depth teacher needs a depth map "
+                               "(depth/NAME.png) for every training frame, and some folder has none")
         self.teacher = None
         if cfg.depth and not self.precomputed:
             from ..depth import make_teacher
