@@ -52,7 +52,11 @@ def test_binary_metrics_empty_conventions():
 
 def test_mask_and_probability_inputs():
     assert M.as_mask(MASK4.astype(np.uint8) * 255).sum() == 4
-    assert M.as_mask(np.array([[0, 3, 130, 255]], np.uint8)).tolist() == [[False, False, True, True]]  # JPEG noise
+    noisy = np.array([[0] * 9 + [3, 130] + [255] * 9], np.uint8)  # JPEG noise of a 0/255 mask
+    assert M.as_mask(noisy).tolist() == [[False] * 10 + [True] * 10]
+    # the same rule as every mask reader (io.images.binarise_mask): two-valued masks are "not 0"
+    assert M.as_mask(np.array([[0, 2]], np.uint8)).tolist() == [[False, True]]  # a label 0/2
+    assert M.as_mask(np.array([[0, 255]], np.uint16)).tolist() == [[False, True]]  # a 16-bit file of 0/255
     assert M.as_mask(np.array([[0, 1]], np.uint8)).tolist() == [[False, True]]  # 0/1 mask
     assert M.as_mask(np.array([[0, 2, 7]], np.int32)).tolist() == [[False, True, True]]  # labels
     assert M.as_probability(np.array([[0, 255]], np.uint8)).tolist() == [[0.0, 1.0]]

@@ -131,24 +131,13 @@ def as_probability(prob: np.ndarray) -> np.ndarray:
 
 
 def as_mask(mask: np.ndarray) -> np.ndarray:
-    """Return ``mask`` as a boolean H×W array.
-
-    bool is used as is; uint8 / uint16 images are binarised at half scale (``> 127`` / ``> 32767``,
-    so JPEG noise in 0/255 masks is removed) unless their maximum is 1 (0/1 masks); other integers
-    (label images) are ``!= 0``; floats are ``> 0.5``.
+    """Return ``mask`` as a boolean H×W array, by the one rule every mask reader follows
+    (:func:`napari_depthpolyp.io.images.binarise_mask`): bool as is, floats ``> 0.5``, two-valued
+    integers (0/1, 0/255, labels 0/2, a 16-bit 0/255) ``!= 0``, JPEG-noisy 0/255 masks ``> 127``.
     """
-    m = _squeeze2d(mask, "mask")
-    if m.dtype == bool:
-        return m
-    if m.dtype in (np.uint8, np.uint16):
-        if m.size and m.max() <= 1:
-            return m != 0
-        return m > (127 if m.dtype == np.uint8 else 32767)
-    if np.issubdtype(m.dtype, np.integer):
-        return m != 0
-    if np.issubdtype(m.dtype, np.floating):
-        return m > 0.5
-    raise TypeError(f"unsupported mask dtype {m.dtype}")
+    from .io.images import binarise_mask
+
+    return binarise_mask(_squeeze2d(mask, "mask"))
 
 
 def _check_threshold(threshold: float) -> float:
