@@ -121,8 +121,9 @@ class Predictor:
         if backend == "onnx":
             try:
                 self._session = self._make_session()
-            except ImportError:
-                log.warning("onnxruntime is not installed: using the torch backend")
+            except ImportError as exc:  # onnxruntime missing, or no model.onnx in the model directory
+                why = "onnxruntime is not installed" if getattr(exc, "name", None) == "onnxruntime" else str(exc)
+                log.warning("%s: using the torch backend", why)
                 self.backend = "torch"
         if self.backend == "torch":
             self.model.check_graph_file()  # card.json against model.onnx when there is one (onnx library)
@@ -132,7 +133,7 @@ class Predictor:
         import onnxruntime as ort
 
         if not self.model.onnx_path.is_file():
-            raise ImportError("no ONNX graph in the model directory")
+            raise ImportError(f"{self.model.path}: no model.onnx in the model directory")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = self.num_threads
