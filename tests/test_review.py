@@ -219,6 +219,20 @@ def test_resume_refuses_a_folder_whose_files_changed(tmp_path):
     assert edited.masks[1].all() and "changed outside napari" in edited.load_warnings[0]
 
 
+def test_a_session_folder_deleted_meanwhile_is_written_whole_again(tmp_path):
+    import shutil
+
+    s = make_session(tmp_path)
+    s.accept(0)
+    s.accept(2)
+    s.save()
+    shutil.rmtree(s.folder)  # the user tidied up, or another program removed it
+    s.accept(4)
+    s.save(rehash=False)
+    assert sorted(p.name for p in (s.folder / "masks").iterdir()) == ["000000.png", "000002.png", "000004.png"]
+    assert ReviewSession.load(s.folder).reviewed == 3
+
+
 def test_frames_without_a_file_are_told_apart_by_their_content(tmp_path):
     """Two unsaved layers both called "Image" (pasted, or made in the console) never share a session
     folder: their first frames' digest is part of its name, and a saved session finds its own."""

@@ -776,6 +776,8 @@ class ReviewSession:
 
         if not force and self.reviewed == 0 and not (self.folder / SESSION_FILE).is_file():
             return False  # nothing worth keeping yet: do not litter the source's folder
+        if self._saved and not (self.folder / SESSION_FILE).is_file():
+            self._saved = {}  # the folder was deleted or emptied meanwhile: write every mask again
         wrote = False
         keep: dict[int, str] = {}
         hash_again = self._to_hash(rehash)

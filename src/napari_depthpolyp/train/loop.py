@@ -449,6 +449,9 @@ class Trainer:
             record = {"model": self.parent.id, **self.validate(net)}
             write_json(parent_val, record)
             say({"event": "parent_val", **record})
+            if stop():  # cancelled while the base was measured: nothing trained, nothing to keep
+                say({"event": "cancelled", **state})
+                return None
 
         def checkpoint():
             save_checkpoint(self.run_dir, modules=modules, optimizer=optimizer,

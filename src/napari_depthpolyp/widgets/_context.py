@@ -399,10 +399,14 @@ class ReviewController(QObject):
         """The image left the viewer: save, and take no more results (a run still streaming
         must not bring its layers back)."""
         self.closed = True
-        try:
-            self.image.events.name.disconnect(self._on_image_renamed)
-        except (TypeError, ValueError, RuntimeError):
-            pass
+        slots = [(self.image.events.name, self._on_image_renamed)]
+        if self.mask_layer is not None:  # it may stay in the viewer: its strokes are no longer this session's
+            slots.append((self.mask_layer.events.paint, self._on_paint))
+        for emitter, slot in slots:
+            try:
+                emitter.disconnect(slot)
+            except (TypeError, ValueError, RuntimeError):
+                pass
         self._autosave.stop()
         self._check.stop()
         self._rethreshold.stop()
@@ -533,6 +537,11 @@ class DepthPolypContext(QObject):
             ctrl.close()
             if self.active is ctrl:
                 self.set_active(None)
+            mask = ctrl.mask_layer
+            viewer = self.viewer
+            if mask is not None and viewer is not None and mask in viewer.layers:
+                show_info(f"{layer.name} was closed: its review is saved in {ctrl.session.folder}. Edits to "
+                          f"'{mask.name}' are no longer saved; open {layer.name} again to go on reviewing.")
 
     def _on_inserted(self, event) -> None:
         self._offer_resume(event.value)

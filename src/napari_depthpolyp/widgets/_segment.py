@@ -179,9 +179,9 @@ class SegmentWidget(QWidget):
         self.min_region.blockSignals(False)
 
     def _active_changed(self, ctrl) -> None:
-        """A session made or resumed elsewhere (opening a file offers its saved review) for the
-        image chosen here: show its settings."""
-        if ctrl is not None and ctrl.image is self.image.value:
+        """A saved review resumed for the image chosen here (opening a file offers it): show its
+        settings. A new session takes the panel's instead, at Run."""
+        if ctrl is not None and ctrl.image is self.image.value and ctrl.session.resumed:
             self._show_session(ctrl)
 
     def _frames_changed(self, _=None) -> None:
@@ -221,14 +221,11 @@ class SegmentWidget(QWidget):
         try:
             model = resolve_model(self.model.currentData())  # None: the default, or NoModelError
             indices, is_stack = self.frame_indices(layer)
-            new = self.ctx.controller_for(layer, create=False) is None
             ctrl = self.ctx.controller_for(layer, parent=self)  # ReviewError: fits neither in memory nor on disk
         except (ModelError, ValueError) as exc:
             show_error(str(exc))
             self.status.setText(str(exc))
             return None
-        if new and ctrl.session.resumed:  # resumed at this click: its settings, not the slider's
-            self._show_session(ctrl)
         ctrl.set_threshold(self.threshold_value, self.min_region_value)
         ctrl.session.allocate_maps()
         ctrl.ensure_layers()  # the layers appear at the click, not in the middle of the stream
