@@ -19,7 +19,10 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# The CPU wheel of torch, pinned: an unpinned torch pulls a multi-GB CUDA build.
-.venv/bin/python -m pip install -q "torch==2.13.0"
+# The CPU wheel of torch, pinned: an unpinned torch pulls a multi-GB CUDA build, and so does
+# torch==2.13.0 from PyPI alone: PyTorch's CPU index offers 2.13.0+cpu, which pip prefers. (Where
+# that index cannot be reached, as on a machine whose wheels lie on disk, pip says so and goes on.)
+.venv/bin/python -m pip install -q "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu \
+  --retries 1 --timeout 10
 .venv/bin/python -m pip install -q -e ".[dev]"
 echo "napari-depthpolyp is set up in $(pwd)/.venv" >&2

@@ -16,4 +16,5 @@
 # Result (2026-12-01, 23 min): selected val .821 / .772 at epoch 1, score .8061 (twin .8100); mean
 # over the 15 epochs .7962 (twin .7964), clean +0.1, degraded -0.3. No effect: not released, and
 # clean frames are not what the recipe lacks (docs/model-card.md).
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-cleanmix --colour --augment strong --degrade-prob 0.5
+# 1.5 is no longer bundled: main-v4.sh then ft-negatives.sh ... 1.5 --colour write it here (or restore it from git)
+exec "$(dirname "$0")/ft-negatives.sh" "${DEPTHPOLYP_CACHE_DIR:-$HOME/.cache/napari-depthpolyp}/out/depthpolyp-kvasir-1.5" 1.6-cleanmix --colour --augment strong --degrade-prob 0.5

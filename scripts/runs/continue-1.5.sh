@@ -10,4 +10,5 @@
 # seed-to-seed spread (0.7 points); it is released by the usual rule (val score above .8191, held-out
 # val squares marked not worse than 1.5's 33 % by more than 5 points).
 # Result: val .825 / .775 at epoch 1, score .8100: not better, not released (docs/model-card.md).
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-lowlr --colour --augment strong
+# 1.5 is no longer bundled: main-v4.sh then ft-negatives.sh ... 1.5 --colour write it here (or restore it from git)
+exec "$(dirname "$0")/ft-negatives.sh" "${DEPTHPOLYP_CACHE_DIR:-$HOME/.cache/napari-depthpolyp}/out/depthpolyp-kvasir-1.5" 1.6-lowlr --colour --augment strong

@@ -18,4 +18,5 @@
 # Result (2026-12-01, 26 min): selected val .819 / .768 at epoch 6, score .8039 (twin .8100); mean
 # over the 15 epochs .7894 (twin .7964), clean -0.6, degraded -0.9. Worse: not released, and no
 # from-scratch run with it (docs/model-card.md).
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-paste --colour --augment strong --paste-prob 0.5
+# 1.5 is no longer bundled: main-v4.sh then ft-negatives.sh ... 1.5 --colour write it here (or restore it from git)
+exec "$(dirname "$0")/ft-negatives.sh" "${DEPTHPOLYP_CACHE_DIR:-$HOME/.cache/napari-depthpolyp}/out/depthpolyp-kvasir-1.5" 1.6-paste --colour --augment strong --paste-prob 0.5

@@ -6,7 +6,7 @@
 # machine. This run continues 1.5 itself for 60 more epochs on what 1.5 last trained on (Kvasir-SEG
 # train plus its polyp-free squares), with main-v4's recipe: lr 2e-4 after 3 warm-up epochs then
 # cosine, EMA 0.999, --augment strong, --colour. It goes through `depthpolyp finetune`, so its
-# parent is the bundled model and anyone can rerun it. It took 95 min on 2026-12-01 (17.6 img/s
+# parent was the bundled model then (now: see the exec line). It took 95 min on 2026-12-01 (17.6 img/s
 # over 1347 frames an epoch; about 70 min where the loop reaches 26 img/s):
 #   setsid nohup scripts/runs/restart-1.5.sh >> ~/.cache/napari-depthpolyp/runs/restart-1.5.log 2>&1 < /dev/null &
 # Decided before the run: longer optimisation helps if the selected val score (0.7 clean + 0.3
@@ -18,5 +18,6 @@
 # when it ran (2026-12-01); renamed 1.6-restart in session 12, when main-v9-lr.sh's fine-tune took
 # 1.6: they would share a run directory (ft-negatives-VERSION, where the trainer refuses to resume
 # another configuration's checkpoint) and a model directory (out/depthpolyp-kvasir-VERSION).
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.5 1.6-restart --colour --augment strong \
+# 1.5 is no longer bundled: main-v4.sh then ft-negatives.sh ... 1.5 --colour write it here (or restore it from git)
+exec "$(dirname "$0")/ft-negatives.sh" "${DEPTHPOLYP_CACHE_DIR:-$HOME/.cache/napari-depthpolyp}/out/depthpolyp-kvasir-1.5" 1.6-restart --colour --augment strong \
   --epochs 60 --lr 2e-4 --warmup-epochs 3 --ema 0.999 --val-every 4
