@@ -387,7 +387,8 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
     import json
 
     split = json.loads((out / "split.json").read_text())
-    assert len(split["val"]) == 1 and sorted(split["train"] + split["val"]) == ds.names
+    assert len(split["val"]) == 1 and sorted(split["train"] + split["val"] + split["gap"]) == ds.names
+    assert split["train"] and not set(split["train"]) & set(split["val"] + split["gap"])
     ft = dock(viewer, "Fine-tune")
     assert str(out) in ft.dataset_folders()  # the export is offered to Fine-tune
     _, cfg = ft.config()

@@ -561,14 +561,34 @@ def test_holdout_keeps_neighbouring_frames_together():
 
     names = [f"f{i:03d}" for i in range(100)]
     split = holdout_split(names, 0.2)
-    assert sorted(split["train"] + split["val"]) == names and not set(split["train"]) & set(split["val"])
+    assert sorted(split["train"] + split["val"] + split["gap"]) == names
+    assert not set(split["train"]) & set(split["val"])
     assert len(split["val"]) == 20  # blocks 2, 7 and 12 of 8 frames (the last block has 4)
     assert split["val"][:8] == names[16:24]  # a whole block of neighbours, none of them in train
+    assert split["gap"][:2] == ["f015", "f024"]  # their next neighbours are used for neither
     for n in (2, 3, 5, 30):  # small exports: each side gets frames
         s = holdout_split(names[:n], 0.2)
-        assert s["train"] and s["val"] and len(s["train"]) + len(s["val"]) == n
+        assert s["train"] and s["val"] and len(s["train"]) + len(s["val"]) + len(s["gap"]) == n
     with pytest.raises(ReviewError, match="too few"):
         holdout_split(names[:1], 0.2)
+
+
+def test_holdout_keeps_each_frame_on_its_side_from_one_export_to_the_next():
+    """Round 1 reviews the even frames of 40 and trains on its train side; round 2 reviews all 40:
+    no frame round 1 trained on is held out in round 2 (the base would be measured on frames it
+    learnt), and round 1's held-out frames stay held out."""
+    from napari_depthpolyp.review import holdout_split
+
+    names = [f"f{i:03d}" for i in range(40)]
+    even = list(range(0, 40, 2))
+    first = holdout_split([names[i] for i in even], 0.2, indices=even)
+    second = holdout_split(names, 0.2, indices=range(40), previous=first)
+    assert not set(first["train"]) & set(second["val"]) and set(first["val"]) <= set(second["val"])
+    alone = holdout_split(names, 0.2, indices=range(40))  # by frame index alone, the same sides
+    assert not set(first["train"]) & set(alone["val"])
+    # an earlier split's choices hold even where the rule would choose otherwise
+    pinned = holdout_split(names, 0.2, previous={"train": ["f016"], "val": ["f000"]})
+    assert "f016" in pinned["train"] and "f000" in pinned["val"]
 
 
 def test_export_with_a_holdout_writes_its_split_and_the_fine_tune_reads_it(tmp_path):
@@ -581,7 +601,7 @@ def test_export_with_a_holdout_writes_its_split_and_the_fine_tune_reads_it(tmp_p
     out = tmp_path / "curated"
     report = export_frames(s.export_plan(), images.__getitem__, out, holdout=0.2)
     split = json.loads((out / "split.json").read_text())
-    assert report["split"] == {"train": 5, "val": 1} and len(split["val"]) == 1
-    assert len(_open_split(str(out), "train")) == 5 and [x.name for x in _open_split(str(out), "val")] == split["val"]
+    assert report["split"] == {"train": 3, "val": 1, "gap": 2} and len(split["val"]) == 1
+    assert len(_open_split(str(out), "train")) == 3 and [x.name for x in _open_split(str(out), "val")] == split["val"]
     export_frames(s.export_plan(), images.__getitem__, out, overwrite=True)  # no holdout: the old split goes
     assert not (out / "split.json").exists() and len(_open_split(str(out), "train")) == 6

@@ -969,22 +969,42 @@ class ExportItem:
 HOLDOUT_BLOCK = 8  # frames held out together: neighbouring video frames are near copies of each other
 
 
-def holdout_split(names: Sequence[str], fraction: float, block: int = HOLDOUT_BLOCK) -> dict[str, list[str]]:
-    """``{"train": [...], "val": [...]}`` of ``names`` (in frame order): every k-th block of
-    ``block`` neighbouring frames (k = round(1 / fraction)) is held out, so that no frame is compared
-    on with its near copy in training. Small exports use smaller blocks; with two frames or more,
-    each side gets at least one."""
+def holdout_split(
+    names: Sequence[str],
+    fraction: float,
+    block: int = HOLDOUT_BLOCK,
+    *,
+    indices: Sequence[int] | None = None,
+    previous: dict[str, Sequence[str]] | None = None,
+) -> dict[str, list[str]]:
+    """``{"train": [...], "val": [...], "gap": [...]}`` of ``names`` (in frame order; ``indices``:
+    their frame indices, default their positions). A frame is held out when its index falls in every
+    k-th block of ``block`` neighbouring frames (k = round(1 / fraction)), so no frame is compared on
+    with its near copy in training, and a frame keeps its side from one export to the next, however
+    many frames around it were reviewed meanwhile. Frames next to a held-out one (index ± 1) are left
+    out of both (``gap``). ``previous`` (the split of the export being replaced) keeps every name it
+    lists on its side. Exports too small or sparse for the rule fall back to blocks by position;
+    with two frames or more, train and val each get at least one."""
     names = list(names)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"the share held out must lie strictly between 0 and 1, got {fraction}")
     if len(names) < 2:
         raise ReviewError(f"{len(names)} frame(s): too few to hold any out for comparison")
-    block = max(1, min(block, len(names) // 4))
+    idx = list(range(len(names))) if indices is None else [int(i) for i in indices]
     k = max(2, round(1.0 / fraction))
-    blocks = [names[i : i + block] for i in range(0, len(names), block)]
-    val = [n for b, chunk in enumerate(blocks) if b % k == k // 2 for n in chunk] or blocks[-1][-1:]
-    held = set(val)
-    return {"train": [n for n in names if n not in held], "val": val}
+    val = {n for n, i in zip(names, idx) if (i // block) % k == k // 2}
+    before = {n: side for side in ("train", "val") for n in (previous or {}).get(side, [])}
+    val = {n for n in names if before.get(n) == "val" or (n in val and before.get(n) != "train")}
+    if not val or len(val) == len(names):  # too few frames for blocks of this size: blocks by position
+        small = max(1, min(block, len(names) // 4))
+        chunks = [names[i : i + small] for i in range(0, len(names), small)]
+        val = {n for b, chunk in enumerate(chunks) if b % k == k // 2 for n in chunk} or {chunks[-1][-1]}
+    held = {i for n, i in zip(names, idx) if n in val}
+    gap = {n for n, i in zip(names, idx) if n not in val and before.get(n) != "train" and (i - 1 in held or i + 1 in held)}
+    if len(gap) + len(val) == len(names):  # nothing would be left to train on: no gap
+        gap = set()
+    return {"train": [n for n in names if n not in val and n not in gap],
+            "val": [n for n in names if n in val], "gap": [n for n in names if n in gap]}
 
 
 def iter_export(
@@ -1009,6 +1029,16 @@ def iter_export(
         raise ReviewError("nothing to export: no frame has a status to export yet")
     if holdout and len(plan) < 2:
         raise ReviewError("one frame to export: too few to hold any out for comparison (set the share held out to 0)")
+    from .dataset import SPLIT_FILE
+
+    previous = None  # the split of the export this one replaces: its frames keep their sides
+    if holdout and overwrite and (Path(root) / SPLIT_FILE).is_file():
+        try:
+            previous = json.loads((Path(root) / SPLIT_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        if not isinstance(previous, dict):
+            previous = None
     writer = DatasetWriter(root, overwrite=overwrite)
     names: set[str] = set()
     written: list[str] = []
@@ -1024,12 +1054,13 @@ def iter_export(
             )
             written.append(name)
             yield done, len(plan)
-        split = holdout_split([n for _, n in sorted(zip((it.index for it in plan), written))], holdout) if holdout else None
+        order = sorted(zip((it.index for it in plan), written))
+        split = holdout_split([n for _, n in order], holdout, indices=[i for i, _ in order],
+                              previous=previous) if holdout else None
     except BaseException:  # an error, or the worker cancelled (GeneratorExit): the folder is left as it was
         writer.abort()
         raise
     report = writer.close()
-    from .dataset import SPLIT_FILE
     from .io.atomic import write_json
 
     if split is not None:

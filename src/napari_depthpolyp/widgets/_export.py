@@ -186,6 +186,7 @@ class ExportWidget(QWidget):
             counts = ", ".join(f"{v} {k}" for k, v in report["statuses"].items() if v)
             held = report.get("split")
             counts += f"; {held['val']} held out for comparison" if held else ""
+            counts += f", {held['gap']} next to them used for neither" if held and held.get("gap") else ""
             show_info(f"Exported {report['n_frames']} frames ({counts}) to {report['root']}.")
             self.summary.setText(f"Wrote {report['n_frames']} frames to {report['root']}.")
             self.ctx.last_export = root
