@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from napari_depthpolyp.dataset import Dataset, DatasetWriter
+from napari_depthpolyp.dataset import Dataset, DatasetError, DatasetWriter
 from napari_depthpolyp.models import open_model
 from napari_depthpolyp.train import TrainConfig, Trainer, finetune_config
 from napari_depthpolyp.train.checkpoint import has_checkpoint
@@ -342,3 +343,50 @@ def test_a_checkpoint_is_a_pair_that_belongs_together(tmp_path, monkeypatch):
     (tmp_path / TENSORS).write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="checkpoint"):
         load_checkpoint(tmp_path, modules=back, optimizer=back_opt)
+
+
+def test_the_frame_cache_is_never_stale(tiny_dataset, tmp_path, monkeypatch):
+    """The frame cache is keyed by content and by its format (a cache made by an older mask rule is
+    not served); a folder written to while its frames are read is refused, not cached; with the
+    precomputed depth teacher, a frame without a depth map is named, not trained towards zeros."""
+    import shutil
+
+    import napari_depthpolyp.train.cache as cache_module
+    from napari_depthpolyp.train.cache import build_cache
+    from napari_depthpolyp.train.loop import SampleSource
+
+    data = tmp_path / "d"
+    shutil.copytree(tiny_dataset / "train", data)
+    first = build_cache(Dataset.open(data))
+    monkeypatch.setattr(cache_module, "CACHE_FORMAT", cache_module.CACHE_FORMAT + 1)
+    built = []
+    real_load = Dataset.load
+    monkeypatch.setattr(Dataset, "load", lambda self, i: built.append(i) or real_load(self, i))
+    again = build_cache(Dataset.open(data))  # another format: built again, not the old cache
+    assert built and np.array_equal(np.asarray(again.masks), np.asarray(first.masks))
+
+    ds = Dataset.open(data)
+    mask_file = ds[0].mask
+
+    def load_then_overwrite(self, i):  # an export rewrites a mask while the cache is being built
+        out = real_load(self, i)
+        if i == 0:
+            m = np.asarray(Image.open(mask_file)).copy()
+            Image.fromarray(255 - m).save(mask_file)
+        return out
+
+    monkeypatch.setattr(Dataset, "load", load_then_overwrite)
+    monkeypatch.setattr(cache_module, "CACHE_FORMAT", cache_module.CACHE_FORMAT + 2)
+    with pytest.raises(DatasetError, match="changed while they were read"):
+        build_cache(ds)
+    monkeypatch.setattr(Dataset, "load", real_load)
+
+    src = Dataset.open(tiny_dataset / "train")
+    with DatasetWriter(tmp_path / "half-depth") as w:  # depth maps for half of the frames only
+        for i in range(len(src)):
+            image, mask, _ = src.load(i)
+            w.add(src[i].name, image, mask, np.full(mask.shape, 0.5, np.float32) if i % 2 else None)
+    half = build_cache(Dataset.open(tmp_path / "half-depth"))
+    assert half.depth is not None and half.no_depth == [src[i].name for i in range(0, len(src), 2)]
+    with pytest.raises(DatasetError, match=f"none for {src[0].name}"):
+        SampleSource(half, _cfg(tiny_dataset, teacher="precomputed"))

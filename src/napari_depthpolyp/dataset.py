@@ -482,18 +482,19 @@ class Dataset:
         return self._frames.get(name)
 
     # -- content -------------------------------------------------------------------------------
-    def fingerprint(self) -> str:
+    def fingerprint(self, rehash: bool = False) -> str:
         """sha256 over the sorted (name, sha256(image), sha256(mask)) of the samples.
 
         Content-based and independent of file names' extensions, order and location; depth maps
         are not included (they are derived data). Every file is hashed once per call, and not at all
-        if :meth:`check_unchanged` (run by :meth:`open`) has just hashed it.
+        if :meth:`check_unchanged` (run by :meth:`open`) has just hashed it, unless ``rehash`` (the
+        files as they are now, e.g. after reading them all).
         """
         cache: dict[Path, str] = {}
 
         def h(p: Path) -> str:
             if p not in cache:
-                cache[p] = self._digests.get(p) or file_sha256(p)
+                cache[p] = (None if rehash else self._digests.get(p)) or file_sha256(p)
             return cache[p]
 
         digest = hashlib.sha256()

@@ -1,8 +1,9 @@
 """Frames decoded and resized once into an on-disk cache, so that an epoch is bound by the network,
 not by JPEG decoding.
 
-The cache lives in the user cache directory, keyed by the dataset's content fingerprint and the
-input size: ``images.npy`` (N, S, S, 3) uint8, ``masks.npy`` (N, S, S) uint8 {0, 1},
+The cache lives in the user cache directory, keyed by the dataset's content fingerprint, the
+input size and :data:`CACHE_FORMAT` (how frames and masks are read and resized; raised whenever that
+changes, so a cache made by an older rule is never served): ``images.npy`` (N, S, S, 3) uint8, ``masks.npy`` (N, S, S) uint8 {0, 1},
 ``depth.npy`` (N, S, S) uint16 when the dataset has depth maps, and ``names.json``. Frames are
 resized exactly as the inference engine resizes them (``preprocess.resize_batch``).
 """
@@ -11,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..dataset import Dataset, file_sha256
+from ..dataset import Dataset, DatasetError, file_sha256
 from ..io.atomic import atomic_path, write_json
 from ..paths import cache_dir
 from ..preprocess import resize_batch, resize_mask, to_float_rgb
+
+
+CACHE_FORMAT = 2  # 2: masks by io.images.binarise_mask's rule (a 16-bit 0/255 or a 0/1/2 mask is not empty)
 
 
 @dataclass
@@ -30,6 +34,7 @@ class FrameCache:
     masks: np.ndarray  # (N, S, S) uint8 {0, 1}
     depth: np.ndarray | None  # (N, S, S) uint16, or None
     fingerprint: str
+    no_depth: list[str] = field(default_factory=list)  # frames without a depth map (zeros in ``depth``)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -38,10 +43,7 @@ class FrameCache:
 def build_cache(dataset: Dataset, size: int = 224, progress=None) -> FrameCache:
     """Load (or build once) the resized cache of ``dataset``."""
     fingerprint = dataset.fingerprint()
-    key = fingerprint
-    depth_files = [s.depth for s in dataset if s.depth is not None]
-    if depth_files:  # depth maps are derived data outside the fingerprint, but the cache holds them
-        key = hashlib.sha256((fingerprint + "".join(file_sha256(p) for p in depth_files)).encode()).hexdigest()
+    key = _key(dataset, fingerprint)
     root = cache_dir() / "frames" / f"{key[:24]}-{size}"
     done = root / "names.json"
     if not done.is_file():
@@ -63,6 +65,9 @@ def build_cache(dataset: Dataset, size: int = 224, progress=None) -> FrameCache:
                 depth[i] = (dt[0, 0].clamp(0, 1).numpy() * 65535.0 + 0.5).astype(np.uint16)
             if progress is not None:
                 progress(i + 1, n)
+        if _key(dataset, dataset.fingerprint(rehash=True)) != key:  # written to while it was read (a new export)
+            raise DatasetError(f"{dataset.root}: its files changed while they were read; start again once "
+                               "nothing writes to the folder")
         root.mkdir(parents=True, exist_ok=True)
         arrays = {"images": images, "masks": masks}
         if depth is not None:
@@ -70,7 +75,9 @@ def build_cache(dataset: Dataset, size: int = 224, progress=None) -> FrameCache:
         for key, arr in arrays.items():
             with atomic_path(root / f"{key}.npy") as tmp:
                 np.save(tmp, arr)
-        write_json(done, {"names": [s.name for s in dataset], "fingerprint": fingerprint, "size": size})
+        no_depth = [s.name for s in dataset if s.depth is None] if depth is not None else []
+        write_json(done, {"names": [s.name for s in dataset], "fingerprint": fingerprint, "size": size,
+                          "no_depth": no_depth})
     meta = json.loads(done.read_text())
     depth_path = root / "depth.npy"
     return FrameCache(
@@ -79,7 +86,15 @@ def build_cache(dataset: Dataset, size: int = 224, progress=None) -> FrameCache:
         masks=np.load(root / "masks.npy", mmap_mode="r"),
         depth=np.load(depth_path, mmap_mode="r") if depth_path.is_file() else None,
         fingerprint=fingerprint,
+        no_depth=list(meta.get("no_depth", [])),
     )
+
+
+def _key(dataset: Dataset, fingerprint: str) -> str:
+    """The cache's key: the frames' fingerprint, their depth maps (derived data outside the
+    fingerprint, but the cache holds them) and the cache format."""
+    depth = "".join(file_sha256(s.depth) for s in dataset if s.depth is not None)
+    return hashlib.sha256(f"format {CACHE_FORMAT}\n{fingerprint}{depth}".encode()).hexdigest()
 
 
 def concat_caches(caches: list[FrameCache]) -> FrameCache:
@@ -92,4 +107,5 @@ def concat_caches(caches: list[FrameCache]) -> FrameCache:
         masks=np.concatenate([c.masks for c in caches]),
         depth=np.concatenate([c.depth for c in caches]) if with_depth else None,
         fingerprint="+".join(c.fingerprint for c in caches),
+        no_depth=[n for c in caches for n in c.no_depth],
     )

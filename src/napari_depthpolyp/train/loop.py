@@ -188,9 +188,11 @@ class SampleSource(torch.utils.data.Dataset):
         self.precomputed = cfg.teacher == "precomputed"
         if self.precomputed and cfg.paste_prob > 0:  # a stored depth map would not show the pasted polyp
             raise TeacherError("--paste-prob needs a depth teacher that sees the pasted frame, not 'precomputed'")
-        if self.precomputed and cache.depth is None:
+        if self.precomputed and (cache.depth is None or cache.no_depth):
+            which = (f"; none for {', '.join(cache.no_depth[:5])}" + (" ..." if len(cache.no_depth) > 5 else "")
+                     if cache.no_depth else "; some folder has none")
             raise DatasetError(f"{', '.join(cfg.train_data)}: the 'precomputed' depth teacher needs a depth map "
-                               "(depth/NAME.png) for every training frame, and some folder has none")
+                               f"(depth/NAME.png) for every training frame{which}")
         self.teacher = None
         if cfg.depth and not self.precomputed:
             from ..depth import make_teacher
