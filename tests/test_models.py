@@ -163,6 +163,45 @@ def test_a_model_is_never_overwritten(model_dir):
         write_model(model_dir.path, DepthPolyp().state_dict(), ModelCard(name="x", version="1"))
 
 
+def test_a_deleted_fine_tunes_number_is_not_issued_again(tmp_path):
+    """ft.2 deleted: the next fine-tune is ft.3, not a second ft.2 that a saved choice or a child's
+    card would take for the first."""
+    import shutil
+
+    from napari_depthpolyp.models import issued_version
+
+    path, version = next_user_model_dir("numbered")
+    assert version == "ft.1"
+    issued_version("numbered", "ft.1")
+    issued_version("numbered", "ft.2")
+    assert next_user_model_dir("numbered")[1] == "ft.3"  # ft.2's folder is gone (never made, here)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_two_writers_of_one_model_never_mix_their_files(tmp_path, monkeypatch):
+    """Two runs finishing together each write in a folder of their own; the one that renames second
+    gets ModelTaken, leaves nothing behind, and the first one's model is whole."""
+    import os
+
+    import napari_depthpolyp.models as models
+
+    target = tmp_path / "m-ft.1"
+    net = DepthPolyp()
+    real_rename = os.rename
+
+    def other_run_first(src, dst):  # the other run's rename lands between our check and ours
+        monkeypatch.setattr(models.os, "rename", real_rename)
+        write_model(dst, net.state_dict(), ModelCard(name="m", version="ft.1"), export_onnx=False)
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(models.os, "rename", other_run_first)
+    with pytest.raises(models.ModelTaken, match="another run"):
+        write_model(target, net.state_dict(), ModelCard(name="m", version="ft.1"), export_onnx=False)
+    monkeypatch.setattr(models.os, "rename", real_rename)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-ft.1"]  # no .partial folder left
+    assert models.open_model(target).card.version == "ft.1"
+
+
 def test_export_leaves_the_network_in_its_mode(tmp_path):
     from napari_depthpolyp.models import export_onnx_model
 

@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -56,6 +57,10 @@ _MUST_BE_EMBEDDED = ("name", "version", "input_size", "default_threshold")  # wh
 
 class ModelError(ValueError):
     """A model file or card that cannot be used; the message names the file and the problem."""
+
+
+class ModelTaken(ModelError):
+    """The model's folder exists already (a model is never overwritten)."""
 
 
 class NoModelError(ModelError):
@@ -314,10 +319,10 @@ def write_model(
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise ModelError(f"{out_dir}: already exists; a model is never overwritten")
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+        raise ModelTaken(f"{out_dir}: already exists; a model is never overwritten")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # a folder of its own for each writer: two fine-tunes finishing at once never share one
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "model": card.id})
     files = {WEIGHTS: file_sha256(tmp / WEIGHTS)}
@@ -330,9 +335,15 @@ def write_model(
         files[ONNX] = file_sha256(tmp / ONNX)
     card.files = files
     write_json(tmp / CARD, card.to_dict())
-    if out_dir.exists():
+    if overwrite and out_dir.exists():
         shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    try:  # a rename never replaces a folder with files in it: whoever renames first has the name
+        os.rename(tmp, out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if out_dir.exists():
+            raise ModelTaken(f"{out_dir}: written by another run meanwhile; a model is never overwritten") from exc
+        raise
     return open_model(out_dir)
 
 
@@ -488,12 +499,36 @@ def resolve_model(spec: str | os.PathLike | None = None) -> ModelDir:
     raise NoModelError(f"model '{spec}' not found (available: {available})")
 
 
+def _issued_file(name: str) -> Path:
+    return user_models_dir() / f".{name}.issued.json"
+
+
+def issued_version(name: str, version: str) -> None:
+    """Remember that ``version`` of ``name`` was written, so that its number is never issued again,
+    even after its folder is deleted (a saved choice or a child's ``parent`` would then name another
+    model)."""
+    if not (version.startswith("ft.") and version[3:].isdigit()):
+        return
+    path = _issued_file(name)
+    try:
+        last = int(json.loads(path.read_text(encoding="utf-8")).get("last", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        last = 0
+    if int(version[3:]) > last:
+        write_json(path, {"last": int(version[3:])})
+
+
 def next_user_model_dir(name: str) -> tuple[Path, str]:
-    """A fresh directory and version for a new user model called ``name`` (never an existing one)."""
+    """A fresh directory and version for a new user model called ``name``: never an existing one,
+    nor one issued before and deleted since."""
     root = user_models_dir()
     versions = [m.card.version for m in list_models() if m.card.name == name]
     # Only fine-tunes ("ft.N") count: a bundled "1.1" must not make the first fine-tune "ft.2".
     n = 1 + max((int(v[3:]) for v in versions if v.startswith("ft.") and v[3:].isdigit()), default=0)
+    try:
+        n = max(n, 1 + int(json.loads(_issued_file(name).read_text(encoding="utf-8")).get("last", 0)))
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
     version = f"ft.{n}"
     path = root / f"{name}-{version}"
     while path.exists():

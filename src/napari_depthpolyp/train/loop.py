@@ -579,27 +579,38 @@ class Trainer:
         """Write the selected weights as a new model directory (never over an existing one)."""
         from safetensors.torch import load_file
 
+        from ..models import ModelTaken, issued_version
+
         cfg = self.cfg
         best = json.loads((self.run_dir / "best.json").read_text())
-        out_dir, version = self._target(out_dir)
         state = load_file(str(self.run_dir / "best.safetensors"))
         metrics: dict[str, Any] = {"val": {k: v for k, v in best.items() if k.startswith("val_")}, "selected_epoch": best.get("epoch")}
         if self.parent is not None and (self.run_dir / "parent_val.json").is_file():
             metrics["parent_val"] = json.loads((self.run_dir / "parent_val.json").read_text())
         if cfg.depth:  # the losses leave the depth's sign free: export near = high (train/orient.py)
             state, metrics["depth_orientation"] = orient_depth(state, self._orientation_frames())
-        card = ModelCard(
-            name=cfg.name,
-            version=version,
-            input_size=[cfg.input_size, cfg.input_size],
-            default_threshold=cfg.threshold,
-            parent=self.parent.id if self.parent else None,
-            training_data=self.data_fingerprint,
-            metrics=metrics,
-            config=_card_config(cfg),
-            description=cfg.description,
-        )
-        return write_model(out_dir, state, card)
+        for _ in range(20):
+            target, version = self._target(out_dir)
+            card = ModelCard(
+                name=cfg.name,
+                version=version,
+                input_size=[cfg.input_size, cfg.input_size],
+                default_threshold=cfg.threshold,
+                parent=self.parent.id if self.parent else None,
+                training_data=self.data_fingerprint,
+                metrics=metrics,
+                config=_card_config(cfg),
+                description=cfg.description,
+            )
+            try:
+                model = write_model(target, state, card)
+            except ModelTaken:
+                if cfg.version is not None or out_dir is not None:
+                    raise  # a version or folder asked for by name is never replaced by another
+                continue  # another fine-tune took this ft.N meanwhile: the next one
+            issued_version(cfg.name, version)
+            return model
+        raise ModelError(f"no free fine-tune version for {cfg.name} after 20 tries")
 
     def _orientation_frames(self, n: int = 64) -> torch.Tensor:
         """Clean frames to orient the depth on: the val set, or the first training frames."""
