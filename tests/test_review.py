@@ -149,8 +149,9 @@ def test_autosave_resume_round_trip(tmp_path):
     data = json.loads((s.folder / "session.json").read_text())
     digest = data["frames"]["1"].pop("mask_digest")
     assert len(digest) == 32
-    assert data["frames"]["1"] == {"status": "corrected", "name": "clip_000001", "mask": "masks/000001.png", "model": 0}
-    assert data["frames"]["5"] == {"status": "empty", "name": "clip_000005", "model": 0}
+    assert data["frames"]["1"] == {"status": "corrected", "name": "clip_000001", "mask": "masks/000001.png", "model": 0,
+                                   "threshold": 0.5, "min_region": 0.0}  # the cut of the proposal judged
+    assert data["frames"]["5"] == {"status": "empty", "name": "clip_000005", "model": 0, "threshold": 0.5, "min_region": 0.0}
     assert data["models"] == [{"model": "m", "version": "1", "sha256": "ab"}]
     assert not s.save()  # unchanged: nothing rewritten
     s.masks[1, 30:, 30:] = 1  # an edit without an event (napari's undo/redo): found by the hash
@@ -554,6 +555,21 @@ def test_a_deferred_threshold_keeps_the_rules_while_frames_wait(tmp_path):
     np.testing.assert_array_equal(s.masks[1], blob(20, 15) >= 0.5)
     assert s.undo_accept() == 1  # unreviewed again: the proposal at the current threshold
     np.testing.assert_array_equal(s.masks[1], blob(20, 15) >= 0.2)
+
+
+def test_an_exported_frame_names_the_model_and_cut_that_proposed_its_mask(tmp_path):
+    """Round 2 runs a new model over every frame: a frame reviewed in round 1 keeps its mask, and its
+    export still names the round-1 model and the threshold its proposal was cut at."""
+    s = make_session(tmp_path, n=3)  # model "m" proposed every frame, at threshold 0.5
+    s.accept(0)
+    s.set_threshold(0.7)
+    new = s.add_model({"model": "m2", "version": "ft.1", "sha256": "cd"})
+    s.add_predictions([pred(i, blob(20, 10 + 5 * i)) for i in range(3)], model=new)
+    s.accept(1)
+    for session in (s, (s.save(force=True), ReviewSession.load(s.folder))[1]):  # and after a resume
+        by = {item.index: item.proposed_by for item in session.export_plan()}
+        assert (by[0]["model"], by[0]["threshold"]) == ("m", 0.5)
+        assert (by[1]["model"], by[1]["threshold"]) == ("m2", 0.7)
 
 
 def test_holdout_keeps_neighbouring_frames_together():

@@ -438,7 +438,9 @@ class ReviewSession:
         self.probability: np.ndarray | None = None
         self.depth: np.ndarray | None = None
         self.models: list[dict[str, Any]] = []  # provenance of each model that proposed masks
-        self.frame_model = np.full(self.n, -1, np.int16)
+        self.frame_model = np.full(self.n, -1, np.int16)  # the model whose proposal the frame's mask is
+        # the threshold and smallest region that proposal was cut at, fixed when the frame is reviewed
+        self.frame_cut: dict[int, tuple[float, float]] = {}
         self.entropy = np.full(self.n, np.nan, np.float32)
         self.boundary = np.full(self.n, np.nan, np.float32)
         self.disagreement = np.full(self.n, np.nan, np.float32)
@@ -475,6 +477,10 @@ class ReviewSession:
 
     def _set(self, i: int, code: int) -> None:
         if self.status[i] != code:
+            if self.status[i] == UNREVIEWED:  # the proposal as it was cut when the user judged it
+                self.frame_cut[i] = (self.threshold, self.min_region)
+            elif code == UNREVIEWED:
+                self.frame_cut.pop(i, None)
             self.status[i] = code
             self._dirty = True
 
@@ -575,8 +581,8 @@ class ReviewSession:
             self.boundary[i] = (p.boundary if p.boundary is not None and p.threshold == self.threshold
                                 else boundary_uncertainty(p.thumb, self.threshold))
             self.predicted[i] = True
-            self.frame_model[i] = model
-            if self.status[i] == UNREVIEWED:
+            if self.status[i] == UNREVIEWED:  # a reviewed frame keeps its mask, and so whose proposal it was
+                self.frame_model[i] = model
                 self.masks[i] = threshold_map(p.probability, self.threshold, self.min_region)
             self.pending.discard(i)
             done.append(i)
@@ -719,6 +725,8 @@ class ReviewSession:
                     entry["mask_digest"] = digests[i]
             if self.frame_model[i] >= 0:
                 entry["model"] = int(self.frame_model[i])
+            if i in self.frame_cut:
+                entry["threshold"], entry["min_region"] = self.frame_cut[i]
             frames[str(i)] = entry
         return {
             "format": FORMAT,
@@ -890,6 +898,9 @@ class ReviewSession:
             model = entry.get("model")
             if isinstance(model, int) and 0 <= model < len(session.models):
                 session.frame_model[i] = model
+            cut = (entry.get("threshold"), entry.get("min_region"))
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in cut):
+                session.frame_cut[i] = (float(cut[0]), float(cut[1]))
         session._dirty = bool(session.load_warnings)
         return session
 
@@ -945,13 +956,14 @@ class ReviewSession:
         for i in np.flatnonzero(np.isin(self.status, codes)):
             i = int(i)
             model = self.models[self.frame_model[i]] if self.frame_model[i] >= 0 else None
+            threshold, min_region = self.frame_cut.get(i, (self.threshold, self.min_region))
             items.append(ExportItem(
                 index=i,
                 name=self.frame_name(i),
                 status=STATUSES[self.status[i]],
                 mask=self.masks[i] != 0,
                 depth=self.depth_of(i) if include_depth else None,
-                proposed_by={**model, "threshold": self.threshold, "min_region": self.min_region} if model else None,
+                proposed_by={**model, "threshold": threshold, "min_region": min_region} if model else None,
             ))
         return items
 
