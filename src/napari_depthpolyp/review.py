@@ -949,7 +949,10 @@ class ReviewSession:
 
     # -- export ---------------------------------------------------------------------------------
     def export_plan(self, statuses: Iterable[str] = ("accepted", "corrected"), include_depth: bool = True) -> list["ExportItem"]:
-        """A snapshot (copies) of the frames to export, safe to write from another thread."""
+        """What to export, taken on the caller's thread: statuses, provenance and a copy of each
+        mask (the user's work, which may change meanwhile). Depth maps, the model's output and four
+        times a mask's size, are read when each frame is written (:meth:`ExportItem.depth_map`), so
+        that a long review's export neither holds them all nor stalls napari while copying them."""
         self.reconcile()
         codes = [STATUSES.index(s) for s in statuses]
         items = []
@@ -962,7 +965,7 @@ class ReviewSession:
                 name=self.frame_name(i),
                 status=STATUSES[self.status[i]],
                 mask=self.masks[i] != 0,
-                depth=self.depth_of(i) if include_depth else None,
+                depth=(lambda i=i: self.depth_of(i)) if include_depth else None,
                 proposed_by={**model, "threshold": threshold, "min_region": min_region} if model else None,
             ))
         return items
@@ -974,8 +977,11 @@ class ExportItem:
     name: str
     status: str
     mask: np.ndarray
-    depth: np.ndarray | None
+    depth: np.ndarray | Callable[[], np.ndarray | None] | None  # a map, or how to read it when written
     proposed_by: dict[str, Any] | None
+
+    def depth_map(self) -> np.ndarray | None:
+        return self.depth() if callable(self.depth) else self.depth
 
 
 HOLDOUT_BLOCK = 8  # frames held out together: neighbouring video frames are near copies of each other
@@ -1061,7 +1067,7 @@ def iter_export(
                 name = f"{name}_{item.index:06d}"
             names.add(name.lower())
             writer.add(
-                name, np.asarray(get_image(item.index)), item.mask, item.depth,
+                name, np.asarray(get_image(item.index)), item.mask, item.depth_map(),
                 source_file=source_file, frame_index=item.index, status=item.status, proposed_by=item.proposed_by,
             )
             written.append(name)
