@@ -199,8 +199,11 @@ class FinetuneWidget(QWidget):
         if not data:
             raise ValueError("Add at least one dataset folder (an export of Review) to train on.")
         val, splits = self.val.text().strip() or None, {}
+        self.unused_holdouts: list[str] = []
         if val is None:  # the frames an export held out (its split.json) are the comparison
-            val = next((d for d in data if holds_out(d)), None)
+            holding = [d for d in data if holds_out(d)]
+            val = holding[0] if holding else None
+            self.unused_holdouts = holding[1:]  # trained on their 'train' side, compared on neither
             if val is not None:
                 splits = {"train_split": "train", "val_split": "val"}
         return base, finetune_config(
@@ -232,6 +235,10 @@ class FinetuneWidget(QWidget):
         self.comparison.setText("")
         self.use_button.setEnabled(False)
         self.status.setText(f"Fine-tuning {base.id} on {len(cfg.train_data)} folder(s)…")
+        if self.unused_holdouts:
+            show_info(f"Base and new are compared on the frames {cfg.val_data} holds out; those "
+                      f"{', '.join(self.unused_holdouts)} holds out are used for neither training nor the "
+                      "comparison.")
         self._set_running(True)
         self.worker = start_worker(
             finetune_job, cfg, str(base.path), cfg.val_data, self._events.event.emit, self._stop.is_set,
