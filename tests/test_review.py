@@ -572,6 +572,16 @@ def test_an_exported_frame_names_the_model_and_cut_that_proposed_its_mask(tmp_pa
         assert (by[1]["model"], by[1]["threshold"]) == ("m2", 0.7)
 
 
+def test_a_long_frame_name_is_cut_to_a_valid_file_name():
+    from napari_depthpolyp.dataset import _check_name
+    from napari_depthpolyp.review import frame_name
+
+    long = "a" * 119 + " b"  # cut at 120 characters, it would end in a space
+    name = frame_name(0, 2, frame_names=[long, "x"])
+    assert len(name) <= 120 and not name.endswith((" ", "."))
+    _check_name(name)
+
+
 def test_holdout_keeps_neighbouring_frames_together():
     from napari_depthpolyp.review import holdout_split
 

@@ -249,7 +249,7 @@ def iter_predictions(
 # ----------------------------------------------------------------------------- sidecar folders
 def _safe(name: str) -> str:
     name = re.sub(r'[^\w.+\- ]+', "_", str(name)).strip(" .") or "frames"
-    return name[:120]
+    return name[:120].rstrip(" .")  # cut, it may end in a space or a dot, which no file name may
 
 
 def _fallback_folder(source: Path | None, name: str) -> Path:
