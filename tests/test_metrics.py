@@ -193,6 +193,22 @@ def test_boundary_uncertainty():
     assert M.boundary_uncertainty(soft, 0.3) > 0.2
 
 
+def test_a_polyp_just_below_the_threshold_is_doubtful_not_sure():
+    """A frame whose polyp peaks at 0.28 against a threshold of 0.3 ranks near one at 0.32 and far
+    above an empty frame; the score does not jump at the threshold, and fades for faint ones."""
+    yy, xx = np.mgrid[:64, :64]
+    d = np.hypot(yy - 32, xx - 32)
+
+    def blob(peak):
+        return 0.01 + (peak - 0.01) / (1 + np.exp((d - 10) / 2.0))
+
+    below, above, empty = (M.uncertainty_score(blob(v), 0.3) for v in (0.28, 0.32, 0.01))
+    assert below > 5 * empty and below > 0.8 * above
+    at = [M.boundary_uncertainty(blob(v), 0.3) for v in (0.299, 0.301)]
+    assert at[0] == pytest.approx(at[1], rel=0.1)  # no jump across the threshold
+    assert M.boundary_uncertainty(blob(0.09), 0.3) == 0.0  # under a third of the threshold: nothing near
+
+
 def test_temporal_disagreement():
     a = square(16, 4, 12).astype(float)
     assert M.temporal_disagreement(a, []) == 0.0

@@ -39,7 +39,8 @@ Conventions (all documented here once; tests pin every one of them)
   (no linear relation can be measured). Never NaN.
 * **Uncertainty** (for ranking frames for review; higher = review first), all in [0, 1]:
   binary entropy in bits; boundary uncertainty = mean entropy in a band of ``band`` pixels either
-  side of the predicted boundary (image borders are not boundaries; 0 when the predicted mask is
+  side of the predicted boundary (of the near miss, scaled by how near, when the mask is empty but
+  the probability comes close to the threshold; image borders are not boundaries; 0 when the predicted mask is
   empty or full); temporal disagreement = 1 - mean fuzzy soft Dice with neighbour frames;
   ``uncertainty_score`` = 0.5 entropy + 0.5 boundary without neighbours, and
   0.4 entropy + 0.3 boundary + 0.3 temporal with neighbours.
@@ -420,18 +421,30 @@ def _boundary_band(mask: np.ndarray, band: int) -> np.ndarray:
 def boundary_uncertainty(prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD, band: int = 3) -> float:
     """Mean binary entropy (bits) within ``band`` pixels of the predicted mask's boundary.
 
-    0.0 when the predicted mask (``prob >= threshold``) is empty or covers the whole frame.
+    Where the mask (``prob >= threshold``) is empty but the probability's peak comes within two
+    thirds of the way to the threshold, the boundary is that of the region the threshold just missed
+    (``prob >= 0.9 · peak``), its entropy scaled by how close the peak came (0 at a third of the
+    threshold, 1 at the threshold): a polyp proposed at 0.28 against a threshold of 0.3 is nearly as
+    doubtful as one at 0.32, not as sure as an empty frame, and the score does not jump at the
+    threshold. 0.0 when nothing comes that near, or the mask covers the whole frame.
     """
     if band < 1:
         raise ValueError(f"band must be >= 1 pixel, got {band}")
     p = as_probability(prob)
-    mask = p >= _check_threshold(threshold)
-    if not mask.any() or mask.all():
+    threshold = _check_threshold(threshold)
+    mask, closeness = p >= threshold, 1.0
+    if not mask.any():
+        peak = float(p.max()) if p.size else 0.0
+        closeness = min(1.0, (peak - threshold / 3) / (threshold * 2 / 3)) if threshold > 0 else 0.0
+        if closeness <= 0.0:  # nothing near the threshold: a confidently empty frame
+            return 0.0
+        mask = p >= 0.9 * peak  # the near miss
+    if mask.all():
         return 0.0
     region = _boundary_band(mask, int(band))
     if not region.any():
         return 0.0
-    return float(_entropy_bits(p[region]).mean())
+    return closeness * float(_entropy_bits(p[region]).mean())
 
 
 def soft_dice(p: np.ndarray, q: np.ndarray, *, floor: float = 0.05) -> float:
