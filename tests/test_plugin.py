@@ -313,6 +313,8 @@ def test_segment_review_autosave_resume_export(make_napari_viewer, qtbot, frames
         mp.setattr("napari_depthpolyp.engine.Predictor.run_batch", lambda *a: pytest.fail("network ran"))
         seg.set_threshold(0.95)
     assert session.threshold == 0.95 and mask.metadata["depthpolyp"]["threshold"] == 0.95
+    seg._model_changed()  # choosing a model again does not re-cut this image's proposals at its default
+    assert seg.threshold_value == 0.95
     np.testing.assert_array_equal(mask.data[1:3], corrected)
     np.testing.assert_array_equal(mask.data[0], decode_map(prob.data[0]) >= 0.95)
     # the smallest region kept: the spin box (in % of the frame) re-thresholds the same frames
@@ -477,6 +479,7 @@ def test_cancel_segmentation_stops_within_a_batch(make_napari_viewer, qtbot, plu
     monkeypatch.setenv("DEPTHPOLYP_SESSION_RAM_MB", "0.5")  # 48 frames need 1.6 MB: a session kept on disk
     viewer = make_napari_viewer()
     seg, worker = run_long(viewer, plugin_model)
+    assert not seg.model.isEnabled() and not seg.backend.isEnabled()  # what the running frames are cut with
     seen = []
     worker.yielded.connect(lambda batch: (seen.append(len(batch)), seg.cancel()))
     with qtbot.waitSignal(worker.finished, timeout=WAIT):

@@ -76,8 +76,11 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def start_worker(func, *args, desc: str, total: int = 0, on_yield=None, on_return=None, on_done=None, **kwargs):
-    """A napari worker with a progress bar in the activity dock; errors become notifications."""
+def start_worker(func, *args, desc: str, total: int = 0, on_yield=None, on_return=None, on_done=None,
+                 on_error=None, on_abort=None, **kwargs):
+    """A napari worker with a progress bar in the activity dock; errors become notifications. Every
+    handler is connected before the worker starts: a worker that fails or is cancelled at once
+    emits into no void."""
     worker = create_worker(func, *args, _progress={"total": total, "desc": desc}, _ignore_errors=True, **kwargs)
 
     def report(exc: BaseException) -> None:
@@ -91,6 +94,10 @@ def start_worker(func, *args, desc: str, total: int = 0, on_yield=None, on_retur
         worker.returned.connect(on_return)
     if on_done is not None:
         worker.finished.connect(on_done)
+    if on_error is not None:
+        worker.errored.connect(on_error)
+    if on_abort is not None:
+        worker.aborted.connect(on_abort)
     worker.start()
     return worker
 

@@ -198,8 +198,8 @@ class ExportWidget(QWidget):
             iter_export, plan, lambda i: frame_data(image, i, is_stack), root,
             overwrite=overwrite, source_file=source_info(image).get("source"), holdout=holdout,
             desc=f"Exporting {len(plan)} frames", total=len(plan), on_return=done, on_done=self._done,
+            on_abort=self._cancelled,
         )
-        self.worker.aborted.connect(self._cancelled)
         return self.worker
 
     def cancel(self) -> None:

@@ -243,8 +243,8 @@ class FinetuneWidget(QWidget):
         self.worker = start_worker(
             finetune_job, cfg, str(base.path), cfg.val_data, self._events.event.emit, self._stop.is_set,
             desc=f"Fine-tuning {base.id}", on_return=self._finished, on_done=lambda: self._set_running(False),
+            on_error=lambda exc: self.status.setText(f"Fine-tuning failed: {exc}"),
         )
-        self.worker.errored.connect(lambda exc: self.status.setText(f"Fine-tuning failed: {exc}"))
         return self.worker
 
     def cancel(self) -> None:

@@ -145,6 +145,9 @@ class SegmentWidget(QWidget):
         path = self.model.currentData()
         if path is None:
             self.status.setText("No trained model is installed yet: Run explains what to do.")
+        layer = self.image.value
+        if layer is not None and self.ctx.controller_for(layer, create=False) is not None:
+            return  # the image's review has its threshold: choosing a model does not re-cut its proposals
         if path:
             try:
                 self.threshold.setValue(int(round(resolve_model(path).card.default_threshold * 100)))
@@ -259,9 +262,8 @@ class SegmentWidget(QWidget):
             ctrl.session.threshold,
             desc=f"Segmenting {layer.name}", total=math.ceil(len(indices) / batch),
             on_yield=show, on_return=lambda _: self._finished(), on_done=lambda: self._set_running(False),
+            on_abort=self._cancelled, on_error=lambda exc: self.status.setText(f"Segmentation failed: {exc}"),
         )
-        self.worker.aborted.connect(self._cancelled)
-        self.worker.errored.connect(lambda exc: self.status.setText(f"Segmentation failed: {exc}"))
         return self.worker
 
     def _compute(self, model, backend, tta, data, indices, map_dtype, source, batch, threshold):
@@ -306,6 +308,8 @@ class SegmentWidget(QWidget):
             self.worker = None
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        for box in (self.model, self.backend, self.tta):  # what the running frames are segmented with
+            box.setEnabled(not running)
 
 
 def _row(*widgets, layout: bool = False):
