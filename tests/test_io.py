@@ -240,6 +240,34 @@ def test_video_indexing_like_an_array(mp4):
     assert stack.frame_name(7) == "clip_000007"
 
 
+def test_variable_frame_rate_video_is_numbered_in_decoding_order(tmp_path):
+    """Timestamps with gaps (a variable frame rate): frame i is the i-th decoded frame, whether it
+    is reached in order or by jumping about, and no frame is skipped or shown twice."""
+    import fractions
+
+    import av
+
+    rate, stamps = 25, [0, 1, 2, 3, 5, 6, 7, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22]
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv444p"
+        s.options = {"qp": "0", "bf": "0", "g": "5"}
+        s.codec_context.time_base = fractions.Fraction(1, rate)
+        for k, pts in enumerate(stamps):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), k * 8, np.uint8), format="rgb24")
+            f.pts, f.time_base = pts, fractions.Fraction(1, rate)
+            for packet in s.encode(f):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    in_order = VideoStack(path)
+    assert [int(round(in_order[i].mean() / 8)) for i in range(len(in_order))] == list(range(len(stamps)))
+    jumping = VideoStack(path)
+    order = [19, 3, 12, 8, 0, 17, 10, 5]
+    assert [int(round(jumping[i].mean() / 8)) for i in order] == order
+
+
 def test_odd_size_avi_is_padded_and_seeks_match_decoding_in_order(tmp_path):
     # mpeg4 in AVI gives many keyframes, so random access really seeks.
     path = tmp_path / "odd.avi"

@@ -39,8 +39,10 @@ def is_video(path: str | os.PathLike) -> bool:
 class VideoStack(FrameStack):
     """A video file as a lazy T×H×W×3 uint8 RGB stack with random frame access.
 
-    ``fps`` is the average frame rate (``None`` if the file does not say). A truncated or damaged
-    video raises :class:`CorruptVideoError` at the first frame that cannot be decoded; the stack then
+    ``fps`` is the average frame rate (``None`` if the file does not say). Frame ``i`` is the i-th
+    frame in decoding order. Seeks place frames by their timestamps while those step one frame at
+    a time; a file whose timestamps do not (a variable frame rate) is read in order from then on.
+    A truncated or damaged video raises :class:`CorruptVideoError` at the first frame that cannot be decoded; the stack then
     shrinks ``len()`` to that frame so every earlier frame remains readable. Iterating yields every
     good frame, then raises. Safe to index from several threads.
     """
@@ -79,6 +81,11 @@ class VideoStack(FrameStack):
             raise
         self._start_pts = first.pts
         self._seekable = first.pts is not None and self._rate is not None and stream.time_base is not None
+        if self._seekable and stream.duration and stream.frames:
+            # a duration that is not frames / rate: the timestamps skip (a variable frame rate), and a
+            # seek would place frames by a timestamp that is not their place in decoding order
+            spanned = float(stream.duration * stream.time_base * self._rate)
+            self._seekable = abs(spanned - stream.frames) <= max(1.0, 0.01 * stream.frames)
         self._next, self._verified = 1, 1
         self._remember(0, self._to_rgb(first))
 
@@ -96,6 +103,14 @@ class VideoStack(FrameStack):
             frame = self._next_decoded(index)
             if frame.pts is not None and self._seekable:
                 got = round((frame.pts - self._start_pts) * self._stream.time_base * self._rate)
+                if self._next is not None and got != self._next:
+                    # Decoding in order, the timestamps do not step one frame at a time (a variable
+                    # frame rate, or dropped frames): from here on a frame's index is its place in
+                    # decoding order, never its timestamp, and frames placed by timestamp are dropped.
+                    self._seekable = False
+                    self._cache.clear()
+                    self._restart(index)
+                    continue
             else:
                 got = self._next
             if got is None or (self._next is None and got > index):
