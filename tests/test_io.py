@@ -268,6 +268,35 @@ def test_variable_frame_rate_video_is_numbered_in_decoding_order(tmp_path):
     assert [int(round(jumping[i].mean() / 8)) for i in order] == order
 
 
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_rotated_video_is_read_upright(tmp_path, rotation):
+    """A display rotation in the file (a recorder held sideways): frames come upright, as ffmpeg
+    shows them (checked against ffmpeg's own autorotation when this was written: upright =
+    np.rot90(decoded, rotation / 90))."""
+    import av
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:8, :16] = 255  # a white block at the top left of the stored picture
+    path = tmp_path / f"r{rotation}.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv444p"
+        s.options = {"qp": "0"}
+        s.set_display_rotation(rotation)
+        for k in range(3):
+            f = av.VideoFrame.from_ndarray(image, format="rgb24")
+            f.pts = k
+            for packet in s.encode(f):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    stack = VideoStack(path)
+    upright = np.rot90(image, rotation // 90)
+    assert stack.shape == (3, *upright.shape)
+    for i in (2, 0):  # in order and after a seek back
+        assert np.abs(stack[i].astype(int) - upright).mean() < 3
+
+
 def test_odd_size_avi_is_padded_and_seeks_match_decoding_in_order(tmp_path):
     # mpeg4 in AVI gives many keyframes, so random access really seeks.
     path = tmp_path / "odd.avi"

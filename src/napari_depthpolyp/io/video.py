@@ -73,12 +73,18 @@ class VideoStack(FrameStack):
         self._next: int | None = 0  # index of the frame the decoder yields next; None = unknown (after a seek)
         self._verified = 0  # frames 0.._verified-1 have been decoded
         self._start_pts = None
+        self._turns = 0  # quarter turns (counterclockwise) that stand a frame upright
         super().__init__(path, (height, width, 3), np.uint8, count, cache_size)
         try:
             first = self._next_decoded(0)
         except BaseException:
             self.close()
             raise
+        # A display rotation (a phone or a recorder held sideways): frames are turned upright, as
+        # ffmpeg and every player show them, so that napari, the network and the exports agree.
+        self._turns = round((getattr(first, "rotation", 0) or 0) / 90) % 4
+        if self._turns % 2:
+            self.frame_shape = (width, height, 3)
         self._start_pts = first.pts
         self._seekable = first.pts is not None and self._rate is not None and stream.time_base is not None
         if self._seekable and stream.duration and stream.frames:
@@ -159,7 +165,10 @@ class VideoStack(FrameStack):
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         height, width, _ = self.frame_shape
-        return frame.to_ndarray(format="rgb24", width=width, height=height)
+        if self._turns % 2:
+            height, width = width, height
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        return np.ascontiguousarray(np.rot90(rgb, self._turns)) if self._turns else rgb
 
 
 def _open(path: Path):
