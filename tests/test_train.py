@@ -54,6 +54,27 @@ def test_loss_terms_behave():
     assert set(out) == {"seg", "total"} and torch.equal(out["seg"], out["total"])
 
 
+def test_dice_scores_only_frames_with_a_polyp_by_default():
+    """On an empty mask the soft Dice is ~1 for any prediction short of p ~ 1e-5 everywhere: a
+    near-constant term that dilutes the other frames' gradient. By default only frames with a polyp
+    enter the Dice term (BCE scores the empty ones), and the config key of runs made before stays."""
+    polyp = torch.zeros(1, 1, 16, 16)
+    polyp[..., 4:12, 4:12] = 1
+    empty = torch.zeros(1, 1, 16, 16)
+    right = torch.full((1, 1, 16, 16), -6.0)  # p = 0.0025, under any threshold: a right answer
+    assert dice_loss(right, empty) > 0.3  # yet the Dice term calls it wrong
+    logits = torch.cat([torch.where(polyp > 0, 6.0, -6.0), right])
+    target = torch.cat([polyp, empty])
+    assert dice_loss(logits, target, positives_only=True) == pytest.approx(dice_loss(logits[:1], target[:1]))
+    assert dice_loss(right, empty, positives_only=True) == 0.0
+    old = MultiTaskLoss(depth=False)(logits, target, None)["seg"]
+    new = MultiTaskLoss(depth=False, dice_positives=True)(logits, target, None)["seg"]
+    assert new < old
+    assert TrainConfig(train_data=["x"]).dice_positives is True
+    assert TrainConfig(train_data=["x"]).key() == TrainConfig(train_data=["x"], dice_positives=True).key()
+    assert TrainConfig(train_data=["x"]).key() != TrainConfig(train_data=["x"], dice_positives=False).key()
+
+
 @pytest.mark.slow
 def test_short_training_lowers_the_loss(tiny_dataset, tmp_path):
     cfg = _cfg(tiny_dataset, epochs=6)

@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="geometric augmentation: the reference's ranges (default) or wider ones")
         s.add_argument("--degrade-prob", dest="degrade_prob", type=_probability,
                        help="share of training frames degraded, the rest seen clean (default 1, the reference)")
+        s.add_argument("--dice-on-empty", dest="dice_positives", action="store_false", default=None,
+                       help="score polyp-free frames with the Dice term too (before session 17; it "
+                            "dilutes the other frames' gradient: BCE alone scores them by default)")
         s.add_argument("--paste-prob", dest="paste_prob", type=_probability,
                        help="share of training frames that get another frame's polyp pasted in (default 0)")
         if finetune:

@@ -66,6 +66,7 @@ class TrainConfig:
     depth: bool = True
     uncertainty: bool = True
     bce_weight: float = 1.0
+    dice_positives: bool = True  # the Dice term over frames with a polyp only (losses.dice_loss); False: every frame
     depth_ssi: float = 1.0
     depth_grad: float = 0.5
     depth_fft: float = 0.1
@@ -114,7 +115,10 @@ def bf16_is_native() -> bool:
         return False
 
 
-_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0, "paste_prob": 0.0}
+# dice_positives (session 17): Kvasir-SEG alone has no empty mask, so the runs made before it trained
+# alike either way and keep their key; runs with polyp-free frames before it can set False.
+_KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0, "paste_prob": 0.0,
+                         "dice_positives": True}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -405,6 +409,7 @@ class Trainer:
         criterion = MultiTaskLoss(
             depth=cfg.depth, uncertainty=cfg.uncertainty, bce_weight=cfg.bce_weight,
             depth_weights=DepthLossWeights(cfg.depth_ssi, cfg.depth_grad, cfg.depth_fft),
+            dice_positives=cfg.dice_positives,
         )
         ema = copy.deepcopy(net).eval() if cfg.ema else None
         if ema is not None:

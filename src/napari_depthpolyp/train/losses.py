@@ -16,16 +16,29 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice per image, averaged. ``target`` is a {0, 1} map of the logits' shape."""
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0, positives_only: bool = False) -> torch.Tensor:
+    """1 - soft Dice per image, averaged. ``target`` is a {0, 1} map of the logits' shape.
+
+    ``positives_only``: averaged over the images that hold a polyp only (0 for a batch without
+    one). On an empty mask the soft Dice is ``S / (S + eps)`` for ``S`` the summed probability: about
+    1 for any prediction short of p ~ 1e-5 everywhere (at p = 0.0025, right at a threshold of 0.3,
+    it is 0.99), so empty frames add a near-constant term that dilutes the others' gradient, and a
+    long enough run learns to crush every probability to reach it, at the polyps' expense. BCE
+    already scores empty frames."""
     p = torch.sigmoid(logits).flatten(1)
     t = target.flatten(1)
     inter = (p * t).sum(1)
-    return (1.0 - (2.0 * inter + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
+    per_image = 1.0 - (2.0 * inter + eps) / (p.sum(1) + t.sum(1) + eps)
+    if not positives_only:
+        return per_image.mean()
+    has = t.sum(1) > 0
+    return per_image[has].mean() if bool(has.any()) else per_image.sum() * 0.0
 
 
-def seg_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: float = 1.0) -> torch.Tensor:
-    return dice_loss(logits, target) + bce_weight * F.binary_cross_entropy_with_logits(logits, target)
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: float = 1.0,
+             dice_positives: bool = False) -> torch.Tensor:
+    return (dice_loss(logits, target, positives_only=dice_positives)
+            + bce_weight * F.binary_cross_entropy_with_logits(logits, target))
 
 
 def _align_scale_shift(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -86,8 +99,9 @@ class MultiTaskLoss(nn.Module):
     """Segmentation + depth with learnable log sigma^2 per task (Kendall et al.)."""
 
     def __init__(self, depth: bool = True, uncertainty: bool = True, bce_weight: float = 1.0,
-                 depth_weights: DepthLossWeights | None = None):
+                 depth_weights: DepthLossWeights | None = None, dice_positives: bool = False):
         super().__init__()
+        self.dice_positives = dice_positives
         self.depth = depth
         self.uncertainty = uncertainty
         self.bce_weight = bce_weight
@@ -96,7 +110,7 @@ class MultiTaskLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor | None) -> dict:
         logits = logits.float()
-        seg = seg_loss(logits[:, 0:1], mask, self.bce_weight)
+        seg = seg_loss(logits[:, 0:1], mask, self.bce_weight, self.dice_positives)
         out = {"seg": seg}
         if self.depth and depth is not None:
             pred_depth = torch.sigmoid(logits[:, 1:2])
