@@ -87,7 +87,7 @@ class Predictor:
     num_threads : CPU threads (default: all cores).
     tta : flip averaging: each frame also runs mirrored left-right, top-bottom and both, and the
         four probability and depth maps are mirrored back and averaged (4x the network time; with
-        depthpolyp-kvasir 1.7, +1.3 / +1.3 mean Dice clean / degraded on CVC-ClinicDB and +0.1 / +0.1
+        depthpolyp-kvasir 1.8, +1.2 / +1.2 mean Dice clean / degraded on CVC-ClinicDB and +0.2 / +0.3
         on Kvasir-SEG val, ``docs/model-card.md``).
     min_region : drop marked regions smaller than this share of the frame (0, the default: keep
         all). With depthpolyp-kvasir 1.8, 0.0025 left val Dice unchanged (one val frame lost more
