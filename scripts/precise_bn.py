@@ -6,7 +6,7 @@ its last few dozen training batches: statistics of the last weights on a small, 
 samples. 1.7's own fine-tune, run again with the same seed, moved between val score .820 and .830
 from one epoch to the next while its training loss did not move. This script takes a model's
 training configuration from its card, rebuilds the same training samples (augmentation, colour,
-degradations), measures the statistics as a plain average over K batches of them (the EMA's
+degradations), measures the statistics as a plain average over K batches of them (the trainer's
 ``_refit_bn``, ``torch.optim.swa_utils.update_bn``), and validates on the trainer's own val frames.
 Val only: the cross-dataset test is never looked at here.
 
@@ -63,11 +63,9 @@ def main() -> int:
         if not 0 < k <= spe:
             ap.error(f"--batches {k}: between 1 and {spe} (one epoch)")
         refit = copy.deepcopy(net)
-        trainer.cfg = dataclasses.replace(cfg, ema_bn_batches=k)
-        trainer._refit_bn(refit, source, args.epoch, False)
+        trainer._refit_bn(refit, source, args.epoch, False, batches=k)
         rows.append({"batches": k, **trainer.validate(refit)})
         print(f"statistics over {k} batches ({k * cfg.batch_size} samples): {json.dumps(rows[-1])}", flush=True)
-    trainer.cfg = cfg
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"model": model.id, "epoch": args.epoch, "rows": rows}, fh, indent=1)

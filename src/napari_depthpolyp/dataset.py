@@ -293,17 +293,24 @@ def _read_split(root: Path, split: str) -> list[str]:
     return out
 
 
-def holds_out(root: str | os.PathLike) -> bool:
-    """Whether a dataset folder's split.json holds frames out for comparison (a ``val`` split beside
-    ``train``, as an export with a share held out writes it); False for a folder without a readable one."""
+def read_splits(root: str | os.PathLike) -> dict | None:
+    """A dataset folder's split.json as it stands, or None where there is no readable one (no file,
+    not JSON, not an object): for callers that only consult it."""
     path = Path(root) / SPLIT_FILE
     if not path.is_file():
-        return False
+        return None
     try:
         splits = _read_json(path)
     except DatasetError:
-        return False
-    return isinstance(splits, dict) and bool(splits.get("val")) and "train" in splits
+        return None
+    return splits if isinstance(splits, dict) else None
+
+
+def holds_out(root: str | os.PathLike) -> bool:
+    """Whether a dataset folder's split.json holds frames out for comparison (a ``val`` split beside
+    ``train``, as an export with a share held out writes it); False for a folder without a readable one."""
+    splits = read_splits(root)
+    return splits is not None and bool(splits.get("val")) and "train" in splits
 
 
 def _read_json(path: Path):

@@ -503,19 +503,22 @@ def _issued_file(name: str) -> Path:
     return user_models_dir() / f".{name}.issued.json"
 
 
+def _last_issued(name: str) -> int:
+    """The highest fine-tune number of ``name`` ever written (0: none, or an unreadable record)."""
+    try:
+        return int(json.loads(_issued_file(name).read_text(encoding="utf-8")).get("last", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
 def issued_version(name: str, version: str) -> None:
     """Remember that ``version`` of ``name`` was written, so that its number is never issued again,
     even after its folder is deleted (a saved choice or a child's ``parent`` would then name another
     model)."""
     if not (version.startswith("ft.") and version[3:].isdigit()):
         return
-    path = _issued_file(name)
-    try:
-        last = int(json.loads(path.read_text(encoding="utf-8")).get("last", 0))
-    except (OSError, ValueError, AttributeError, TypeError):
-        last = 0
-    if int(version[3:]) > last:
-        write_json(path, {"last": int(version[3:])})
+    if int(version[3:]) > _last_issued(name):
+        write_json(_issued_file(name), {"last": int(version[3:])})
 
 
 def next_user_model_dir(name: str) -> tuple[Path, str]:
@@ -524,11 +527,7 @@ def next_user_model_dir(name: str) -> tuple[Path, str]:
     root = user_models_dir()
     versions = [m.card.version for m in list_models() if m.card.name == name]
     # Only fine-tunes ("ft.N") count: a bundled "1.1" must not make the first fine-tune "ft.2".
-    n = 1 + max((int(v[3:]) for v in versions if v.startswith("ft.") and v[3:].isdigit()), default=0)
-    try:
-        n = max(n, 1 + int(json.loads(_issued_file(name).read_text(encoding="utf-8")).get("last", 0)))
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
+    n = 1 + max([int(v[3:]) for v in versions if v.startswith("ft.") and v[3:].isdigit()] + [_last_issued(name)])
     version = f"ft.{n}"
     path = root / f"{name}-{version}"
     while path.exists():

@@ -1047,16 +1047,10 @@ def iter_export(
         raise ReviewError("nothing to export: no frame has a status to export yet")
     if holdout and len(plan) < 2:
         raise ReviewError("one frame to export: too few to hold any out for comparison (set the share held out to 0)")
-    from .dataset import SPLIT_FILE
+    from .dataset import SPLIT_FILE, read_splits
 
-    previous = None  # the split of the export this one replaces: its frames keep their sides
-    if holdout and overwrite and (Path(root) / SPLIT_FILE).is_file():
-        try:
-            previous = json.loads((Path(root) / SPLIT_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = None
-        if not isinstance(previous, dict):
-            previous = None
+    # the split of the export this one replaces: its frames keep their sides
+    previous = read_splits(root) if holdout and overwrite else None
     writer = DatasetWriter(root, overwrite=overwrite)
     names: set[str] = set()
     written: list[str] = []

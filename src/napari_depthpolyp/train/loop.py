@@ -545,33 +545,26 @@ class Trainer:
         return self.export(out_dir)
 
     @torch.no_grad()
-    def _refit_bn(self, ema: torch.nn.Module, source: "SampleSource", epoch: int, bf16: bool) -> None:
-        """Measure the EMA weights' own BatchNorm statistics on ``ema_bn_batches`` training batches
-        (as ``torch.optim.swa_utils.update_bn`` does). The EMA averages the weights but takes the live
-        net's running statistics, which belong to other weights: at a high learning rate the EMA
-        validated with them scored 5-8 Dice points under its worth (an audit, session 17). The
-        batches are the epoch's first, so a resumed run measures the same; the next training step
-        copies the live statistics back, so training is unchanged."""
-        k = self.cfg.ema_bn_batches
-        norms = [m for m in ema.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        if k <= 0 or not norms:
+    def _refit_bn(self, ema: torch.nn.Module, source: "SampleSource", epoch: int, bf16: bool,
+                  batches: int | None = None) -> None:
+        """Measure the EMA weights' own BatchNorm statistics (``torch.optim.swa_utils.update_bn``: a
+        plain average) on the epoch's first ``batches`` training batches (default
+        ``ema_bn_batches``). The EMA averages the weights but takes the live net's running
+        statistics, which belong to other weights: at a high learning rate the EMA validated with
+        them scored 5-8 Dice points under its worth (an audit, session 17). The batches are the
+        epoch's first, so a resumed run measures the same; the next training step copies the live
+        statistics back, so training is unchanged."""
+        from torch.optim.swa_utils import update_bn
+
+        k = self.cfg.ema_bn_batches if batches is None else batches
+        if k <= 0:
             return
-        batches = _EpochBatches(len(self.train_cache), self.cfg, epoch, 0).batches[:k]
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative average over the batches
-        ema.train()
-        try:
-            with sdpa_kernel([SDPBackend.MATH]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                torch.manual_seed(hash((self.cfg.seed, epoch, -1)) & 0x7FFFFFFF)  # drop path, dropout
-                for keys in batches:
-                    image = torch.stack([source[key][0] for key in keys])
-                    ema(image.contiguous(memory_format=torch.channels_last))
-        finally:
-            for m, momentum in zip(norms, momenta):
-                m.momentum = momentum
-            ema.eval()
+        keys = _EpochBatches(len(self.train_cache), self.cfg, epoch, 0).batches[:k]
+        images = (torch.stack([source[key][0] for key in batch]).contiguous(memory_format=torch.channels_last)
+                  for batch in keys)
+        with sdpa_kernel([SDPBackend.MATH]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            torch.manual_seed(hash((self.cfg.seed, epoch, -1)) & 0x7FFFFFFF)  # drop path, dropout
+            update_bn(images, ema)
 
     @staticmethod
     @torch.no_grad()

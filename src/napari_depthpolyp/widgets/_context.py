@@ -76,6 +76,12 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _content_key(image: Image, source: str | None, is_stack: bool) -> str | None:
+    """What tells an image with no file apart from another of its name (``review.identity``): a
+    digest of its first frame; None for an image read from a file, which its path names."""
+    return None if source else frame_digest(frame_data(image, 0, is_stack))
+
+
 def start_worker(func, *args, desc: str, total: int = 0, on_yield=None, on_return=None, on_done=None,
                  on_error=None, on_abort=None, **kwargs):
     """A napari worker with a progress bar in the activity dock; errors become notifications. Every
@@ -459,7 +465,7 @@ class DepthPolypContext(QObject):
             return ctrl
         n, shape, is_stack = frame_geometry(image)
         info = source_info(image)
-        key = None if info.get("source") else frame_digest(frame_data(image, 0, is_stack))
+        key = _content_key(image, info.get("source"), is_stack)
         common = {"source": info.get("source"), "name": image.name, "frame_names": info.get("frame_names"),
                   "content_key": key}
         session = None
@@ -559,8 +565,7 @@ class DepthPolypContext(QObject):
             return
         source = source_info(layer).get("source")
         try:
-            _, _, is_stack = frame_geometry(layer)
-            key = None if source else frame_digest(frame_data(layer, 0, is_stack))
+            key = _content_key(layer, source, frame_geometry(layer)[2])
         except ValueError:  # not a frame or a stack: nothing to resume
             return
         if find_sidecar(source, identity(source, layer.name, key)) is not None:
