@@ -2,12 +2,14 @@
 (fp32 and bf16 autocast, channels_last) and the whole loop (cache -> augment -> degrade -> teacher ->
 step) on real Kvasir-SEG frames.
 
-    python benchmarks/bench_training.py [--steps 8] [--json OUT] [--batches 8 16 32] [--profile] [--compile [--rounds 4]]
+    python benchmarks/bench_training.py [--steps 8] [--json OUT] [--batches 8 16 32] [--profile] [--compile | --malloc [--rounds 4]]
 
 ``--compile`` also measures the fp32 step with the network through ``torch.compile``, interleaved
 with the eager step for ``--rounds`` rounds (the first step's compiling is left out of the rate and
 printed apart). The trainer does not compile: on the AVX2 machine it gained 0-9 % (docs/benchmarks.md).
-``--batches`` also measures the bf16 network step at other batch sizes (images/s per size).
+``--malloc`` measures the fp32 step with glibc's malloc defaults and with freed memory kept in the
+process (``train/memory.py``, what the trainer does), interleaved, with the share of CPU time spent
+in the kernel. ``--batches`` also measures the bf16 network step at other batch sizes (images/s per size).
 ``--profile`` prints, instead of the rates, where one bf16 step at batch 16 spends its time: the
 operators with the most self CPU time, each with its input shapes, from ``torch.profiler``.
 """
@@ -26,6 +28,7 @@ import torch
 
 from napari_depthpolyp.model import DepthPolyp
 from napari_depthpolyp.train.losses import MultiTaskLoss
+from napari_depthpolyp.train.memory import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEPTHPOLYP_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -50,10 +53,17 @@ def _attention(math_attention: bool):
     return sdpa_kernel([SDPBackend.MATH]) if math_attention else nullcontext()
 
 
-def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = True, compile: bool = False) -> float:
+def step_rate(bf16: bool, steps: int, batch: int = 16, math_attention: bool = True, compile: bool = False,
+              keep_memory: bool = True) -> float:
     """One network step as the training loop takes it (``math_attention``: the math kernel of
     ``scaled_dot_product_attention``, as ``train/loop.py`` uses; False: torch's default, the fused one;
-    ``compile``: the network through ``torch.compile``, its random ops drawn as in eager mode)."""
+    ``compile``: the network through ``torch.compile``, its random ops drawn as in eager mode;
+    ``keep_memory``: glibc keeps freed memory, as in the trainer; False: glibc's defaults)."""
+    with keep_freed_memory(keep_memory):
+        return _step_rate(bf16, steps, batch, math_attention, compile)
+
+
+def _step_rate(bf16: bool, steps: int, batch: int, math_attention: bool, compile: bool) -> float:
     net, *rest = _step_setup(batch)
     if compile:
         import torch._inductor.config as inductor_config
@@ -132,7 +142,9 @@ def main() -> int:
     ap.add_argument("--batches", type=int, nargs="*", default=[], help="also measure the bf16 step at these batch sizes")
     ap.add_argument("--profile", action="store_true", help="only print where one bf16 step at batch 16 spends its time")
     ap.add_argument("--compile", action="store_true", help="only the fp32 step, eager and compiled, interleaved")
-    ap.add_argument("--rounds", type=int, default=4, help="rounds of --compile")
+    ap.add_argument("--malloc", action="store_true",
+                    help="only the fp32 step with glibc's defaults and with freed memory kept, interleaved")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds of --compile or --malloc")
     args = ap.parse_args()
     if args.profile:
         print(profile_step())
@@ -143,6 +155,20 @@ def main() -> int:
             compiled = step_rate(False, args.steps, compile=True)
             print(f"round {r + 1}: fp32 step eager {eager:.2f} img/s, compiled {compiled:.2f} img/s "
                   f"({compiled / eager - 1:+.0%})")
+        return 0
+    if args.malloc:
+        import resource
+
+        for r in range(args.rounds):
+            line = []
+            for keep in (False, True):
+                before = resource.getrusage(resource.RUSAGE_SELF)
+                rate = step_rate(False, args.steps, keep_memory=keep)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+                line.append(f"{'kept' if keep else 'glibc defaults'} {rate:.2f} img/s "
+                            f"({system / (user + system):.0%} in the kernel)")
+            print(f"round {r + 1}: fp32 step, " + "; ".join(line))
         return 0
     from napari_depthpolyp.train.loop import bf16_is_native
 

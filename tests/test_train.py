@@ -431,3 +431,48 @@ def test_the_frame_cache_is_never_stale(tiny_dataset, tmp_path, monkeypatch):
     assert half.depth is not None and half.no_depth == [src[i].name for i in range(0, len(src), 2)]
     with pytest.raises(DatasetError, match=f"none for {src[0].name}"):
         SampleSource(half, _cfg(tiny_dataset, teacher="precomputed"))
+
+
+def test_training_keeps_freed_memory_for_reuse_and_gives_it_back_after():
+    """While a training runs, glibc serves a block far above its mmap threshold from the heap and
+    keeps it when freed (no fresh pages faulted in on every step); afterwards its defaults are back,
+    nested blocks included."""
+    import ctypes
+
+    from napari_depthpolyp.train import memory
+
+    libc = memory._glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        pytest.skip("glibc (with mallinfo2) only: elsewhere keep_freed_memory does nothing")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+
+    def mmapped_and_kept() -> tuple[bool, bool]:
+        """Whether a block of 64 MB more than the heap holds free (so no free chunk can serve it)
+        got its own mapping, and whether the heap kept its bytes once freed."""
+        info = libc.mallinfo2()
+        before, size = info.hblkhd, info.fordblks + (64 << 20)
+        block = libc.malloc(size)
+        assert block
+        held = libc.mallinfo2()
+        libc.free(block)
+        mmapped = held.hblkhd - before >= size
+        return mmapped, not mmapped and libc.mallinfo2().arena >= held.arena
+
+    assert mmapped_and_kept() == (True, False)
+    with memory.keep_freed_memory() as kept:
+        assert kept
+        with memory.keep_freed_memory():
+            pass
+        assert mmapped_and_kept() == (False, True)
+    assert mmapped_and_kept() == (True, False)
+    with memory.keep_freed_memory(enabled=False) as kept:
+        assert not kept
+        assert mmapped_and_kept() == (True, False)

@@ -6,7 +6,8 @@ fine-tune widget).
   teacher sees the degraded frame the student sees.
 * Optimisation: AdamW (or Adam), linear warm-up then cosine, channels_last, bf16 autocast where the
   CPU computes bf16 natively (``bf16_is_native``; fp32 elsewhere, where bf16 is 10x slower),
-  optional EMA of the weights (the EMA is what is validated and exported).
+  optional EMA of the weights (the EMA is what is validated and exported); glibc keeps freed memory
+  for reuse while it runs (``memory.py``).
 * Determinism: every sample's random generator is derived from (seed, epoch, index) and every
   batch's torch seed from (seed, epoch, batch), so a run resumed from any checkpoint continues
   exactly as an uninterrupted one.
@@ -43,6 +44,7 @@ from ..paths import cache_dir
 from .cache import FrameCache, build_cache, concat_caches
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .losses import DepthLossWeights, MultiTaskLoss
+from .memory import keep_freed_memory
 from .orient import orient_depth
 
 
@@ -387,7 +389,12 @@ class Trainer:
         out_dir: str | Path | None = None,
     ) -> ModelDir | None:
         """Train; returns the written model directory, or ``None`` if cancelled (a checkpoint is
-        written first, and ``resume=True`` continues from it)."""
+        written first, and ``resume=True`` continues from it). glibc keeps freed memory for reuse
+        meanwhile (``memory.keep_freed_memory``: the fp32 step twice as fast on an AVX2 CPU)."""
+        with keep_freed_memory():
+            return self._run(progress, should_stop, resume, out_dir)
+
+    def _run(self, progress, should_stop, resume, out_dir) -> ModelDir | None:
         cfg = self.cfg
         say = progress or (lambda e: None)
         stop = should_stop or (lambda: False)
