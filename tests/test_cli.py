@@ -171,6 +171,36 @@ def test_finetune_uses_whole_folders_unless_a_split_is_named():
         parser.parse_args(["finetune", "--data", "kvasir", "--degrade-prob", "1.5"])
 
 
+def test_finetune_keeps_the_parents_task_weighting_unless_told(tmp_path):
+    """A model trained with fixed task weights is fine-tuned with them (main-v11-fixedw's first
+    fine-tune took the trainer's learned weights instead); the command line still decides."""
+    import torch
+
+    from napari_depthpolyp.cli import _finetune_config, build_parser
+    from napari_depthpolyp.model import DepthPolyp
+    from napari_depthpolyp.models import ModelCard, write_model
+    from napari_depthpolyp.train.loop import finetune_config
+
+    torch.manual_seed(0)
+    card = ModelCard(name="fixed", version="0", config={"uncertainty": False, "depth": True, "lr": 4e-4})
+    fixed = write_model(tmp_path / "fixed-0", DepthPolyp().state_dict(), card, export_onnx=False)
+    parser = build_parser()
+
+    def config(*extra):
+        return _finetune_config(parser.parse_args(["finetune", "--data", "d", "--model", str(fixed.path), *extra]))
+
+    assert config().uncertainty is False and config().depth is True
+    assert config().lr == 5e-5  # only the task weighting is inherited, not the schedule
+    assert config("--uncertainty").uncertainty is True
+    assert config("--no-uncertainty").uncertainty is False
+    # the widget's path: the same rule through finetune_config
+    assert finetune_config(["d"], str(fixed.path), parent_config=fixed.card.config).uncertainty is False
+    assert finetune_config(["d"], str(fixed.path), parent_config=fixed.card.config, uncertainty=True).uncertainty
+    assert finetune_config(["d"], str(fixed.path)).uncertainty is True  # nothing recorded: the default
+    # a card from before the field (or a hand-made one) leaves the default in place
+    assert _finetune_config(parser.parse_args(["finetune", "--data", "d"])).uncertainty is True
+
+
 def test_predict_reports_progress_from_zero_for_each_input(format_model, tmp_path):
     """Each input's bar starts when the input starts (a rate measured from its first batch's end
     printed hundreds of thousands of frames/s) and ends at its total."""

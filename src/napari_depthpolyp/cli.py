@@ -185,9 +185,10 @@ def cmd_train(args) -> int:
 
 
 def _finetune_config(args):
-    """The fine-tune's TrainConfig: FINETUNE_DEFAULTS (whole folders, ...) < the command line."""
+    """The fine-tune's TrainConfig: FINETUNE_DEFAULTS (whole folders, ...) < what the parent was
+    trained with (its task weighting) < the command line."""
     from .models import resolve_model
-    from .train.loop import FINETUNE_DEFAULTS
+    from .train.loop import FINETUNE_DEFAULTS, inherited_from_parent
 
     parent = resolve_model(args.model)
     over = {
@@ -196,7 +197,7 @@ def _finetune_config(args):
         "name": args.name or parent.card.name,
         "freeze_encoder": args.freeze_encoder,
     }
-    return _train_config(args, FINETUNE_DEFAULTS, **over)
+    return _train_config(args, {**FINETUNE_DEFAULTS, **inherited_from_parent(parent.card.config)}, **over)
 
 
 def cmd_finetune(args) -> int:
@@ -300,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--model", help="parent model (default: the bundled model)")
             s.add_argument("--name", help="name of the new model (default: the parent's)")
             s.add_argument("--freeze-encoder", dest="freeze_encoder", action="store_true")
+            s.add_argument("--uncertainty", action=argparse.BooleanOptionalAction, default=None,
+                           help="learned (--uncertainty) or fixed (--no-uncertainty) task weights "
+                                "(default: as the parent was trained)")
         else:
             s.add_argument("--name")
             s.add_argument("--no-depth", action="store_true", help="ablation: train without the depth task")

@@ -135,9 +135,24 @@ FINETUNE_DEFAULTS = {
 }
 
 
-def finetune_config(train_data: list[str], init_model: str, **overrides) -> TrainConfig:
-    """The configuration of a fine-tune of ``init_model`` on curated dataset folders."""
-    values = {**FINETUNE_DEFAULTS, **overrides}
+# What a fine-tune keeps from its parent's training unless told otherwise: how its tasks are weighted
+# and whether it has one. A parent trained with fixed task weights (``--no-uncertainty``) was once
+# fine-tuned with learned ones because the fine-tune took the trainer's default (session 21).
+INHERITED_FROM_PARENT = ("uncertainty", "depth")
+
+
+def inherited_from_parent(parent_config: dict | None) -> dict:
+    """The fields of :data:`INHERITED_FROM_PARENT` that a parent's card records (``card.config``)."""
+    config = parent_config or {}
+    return {k: config[k] for k in INHERITED_FROM_PARENT if isinstance(config.get(k), bool)}
+
+
+def finetune_config(train_data: list[str], init_model: str, parent_config: dict | None = None,
+                    **overrides) -> TrainConfig:
+    """The configuration of a fine-tune of ``init_model`` on curated dataset folders:
+    FINETUNE_DEFAULTS < what the parent was trained with (``parent_config``, its card's config, see
+    :func:`inherited_from_parent`) < ``overrides``."""
+    values = {**FINETUNE_DEFAULTS, **inherited_from_parent(parent_config), **overrides}
     return TrainConfig(train_data=list(train_data), init_model=init_model, **values)
 
 

@@ -207,7 +207,8 @@ class FinetuneWidget(QWidget):
             if val is not None:
                 splits = {"train_split": "train", "val_split": "val"}
         return base, finetune_config(
-            data, init_model=str(base.path), name=base.card.name, epochs=self.epochs.value(),
+            data, init_model=str(base.path), parent_config=base.card.config, name=base.card.name,
+            epochs=self.epochs.value(),
             batch_size=self.batch.value(), max_steps_per_epoch=self.steps.value() or None,
             freeze_encoder=self.freeze.isChecked(), val_data=val, workers=0, **splits,
         )
