@@ -197,8 +197,11 @@ def test_finetune_keeps_the_parents_task_weighting_unless_told(tmp_path):
     assert finetune_config(["d"], str(fixed.path), parent_config=fixed.card.config).uncertainty is False
     assert finetune_config(["d"], str(fixed.path), parent_config=fixed.card.config, uncertainty=True).uncertainty
     assert finetune_config(["d"], str(fixed.path)).uncertainty is True  # nothing recorded: the default
-    # a card from before the field (or a hand-made one) leaves the default in place
-    assert _finetune_config(parser.parse_args(["finetune", "--data", "d"])).uncertainty is True
+    # the bundled model (the default parent) is fine-tuned as it was trained
+    from napari_depthpolyp.models import resolve_model
+
+    bundled = resolve_model().card.config.get("uncertainty", True)
+    assert _finetune_config(parser.parse_args(["finetune", "--data", "d"])).uncertainty is bundled
 
 
 def test_predict_reports_progress_from_zero_for_each_input(format_model, tmp_path):
