@@ -167,6 +167,8 @@ def test_finetune_uses_whole_folders_unless_a_split_is_named():
     mixed = _finetune_config(parser.parse_args(["finetune", "--data", "kvasir", "--degrade-prob", "0.5"]))
     assert mixed.degrade_prob == 0.5 and mixed.paste_prob == 0.0
     assert _finetune_config(parser.parse_args(["finetune", "--data", "k", "--paste-prob", "0.5"])).paste_prob == 0.5
+    counted = _finetune_config(parser.parse_args(["finetune", "--data", "k", "--val-data", "v", "--val-negatives", "n"]))
+    assert counted.val_negatives == "n" and plain.val_negatives is None
     with pytest.raises(SystemExit):
         parser.parse_args(["finetune", "--data", "kvasir", "--degrade-prob", "1.5"])
 

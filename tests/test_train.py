@@ -201,6 +201,54 @@ def test_the_bundled_model_points_near_high():
     assert depth_prior_correlation(model.load_torch().state_dict(), _sample_frames()) > 0.5
 
 
+def _negatives_of(tiny_dataset, folder):
+    from napari_depthpolyp.negatives import write_negative_crops
+
+    summary = write_negative_crops(Dataset.open(tiny_dataset / "train"), folder)
+    assert summary["n_frames"] >= 2, summary  # the test needs a few polyp-free squares
+    return folder
+
+
+def test_polyp_free_frames_marked_are_counted_at_each_validation_and_never_select(tiny_dataset, tmp_path):
+    """``val_negatives``: the share of polyp-free frames with any pixel at or above the threshold,
+    beside the val score (the parent's too), in the log and the card; the score alone selects."""
+    negatives = _negatives_of(tiny_dataset, tmp_path / "negatives")
+    trainer = Trainer(_cfg(tiny_dataset, val_negatives=str(negatives)), run_dir=tmp_path / "r")
+    trainer._prepare(None)
+    frames = trainer.val_negatives
+    assert frames.shape[1:] == (3, 224, 224) and len(frames) >= 2
+
+    class Bright(torch.nn.Module):  # marks the pixels brighter than 0.5 in red, nothing else
+        def forward(self, x):
+            return torch.cat([(x[:, :1] - 0.5) * 1000, x[:, :1]], 1)
+
+    class Blind(torch.nn.Module):  # marks nothing anywhere
+        def forward(self, x):
+            return torch.full_like(x[:, :2], -10.0)
+
+    expected = float((frames[:, 0] >= 0.5).flatten(1).any(1).float().mean())
+    assert expected > 0  # real mucosa: some square has a bright red pixel
+    record = trainer.validate(Bright())
+    assert record["val_negatives_marked"] == pytest.approx(expected, abs=1 / len(frames) / 2)
+    assert trainer.validate(Blind())["val_negatives_marked"] == 0.0
+    w = trainer.cfg.select_clean_weight
+    assert record["val_score"] == pytest.approx(w * record["val_dice_clean"] + (1 - w) * record["val_dice_degraded"])
+
+    model = trainer.run(out_dir=tmp_path / "out")
+    log = trainer.history()
+    assert all(0.0 <= r["val_negatives_marked"] <= 1.0 for r in log)
+    best = max(log, key=lambda r: r["val_score"])
+    assert model.card.metrics["val"]["val_negatives_marked"] == best["val_negatives_marked"]
+    assert model.card.training_data["val_negatives"]["n"] == len(frames)
+    # the frames counted must be polyp-free, and are counted only where validation runs
+    with pytest.raises(DatasetError, match="show a polyp"):
+        Trainer(_cfg(tiny_dataset, val_negatives=str(tiny_dataset / "val")), run_dir=tmp_path / "x")._prepare(None)
+    with pytest.raises(DatasetError, match="--val-data"):
+        Trainer(_cfg(tiny_dataset, val_data=None, val_negatives=str(negatives)), run_dir=tmp_path / "y")._prepare(None)
+    # the runs made before keep their key
+    assert _cfg(tiny_dataset).key() == _cfg(tiny_dataset, val_negatives=None).key()
+
+
 def test_the_card_records_the_split_actually_used_and_hides_the_home_folder(tmp_path, monkeypatch):
     from napari_depthpolyp.train.loop import _data_record, _open_split
 

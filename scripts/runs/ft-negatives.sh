@@ -17,12 +17,17 @@ CACHE="${DEPTHPOLYP_CACHE_DIR:-$HOME/.cache/napari-depthpolyp}"
 NEG="$CACHE/negatives/kvasir-train"
 [ -f "$NEG/manifest.json" ] || .venv/bin/python scripts/make_negatives.py \
   --data ../shared/data/kvasir-seg --split train --out "$NEG" --overwrite
+# the held-out squares of the val frames: the share marked is printed at every validation (since
+# session 21; it never selects, so the runs before it train and select alike)
+VALNEG="$CACHE/negatives/kvasir-val"
+[ -f "$VALNEG/manifest.json" ] || .venv/bin/python scripts/make_negatives.py \
+  --data ../shared/data/kvasir-seg --split val --out "$VALNEG" --overwrite
 run="$CACHE/runs/ft-negatives-$version"
 RESUME=()
 [ -f "$run/checkpoint.json" ] && RESUME=(--resume)
 exec .venv/bin/depthpolyp finetune --model "$parent" \
   --data ../shared/data/kvasir-seg "$NEG" --split train \
-  --val-data ../shared/data/kvasir-seg --val-split val \
+  --val-data ../shared/data/kvasir-seg --val-split val --val-negatives "$VALNEG" \
   --epochs 15 --batch-size 16 --lr 5e-5 --weight-decay 0.01 --warmup-epochs 1 --ema 0 --val-every 1 \
   --workers 1 --seed 0 --name depthpolyp-kvasir --version "$version" \
   --description "DepthPolyp $(basename "$parent") fine-tuned on Kvasir-SEG train (800) plus polyp-free squares of those frames (empty masks)$extra" \

@@ -168,6 +168,9 @@ def _run_training(cfg, args) -> int:
               f"{after['val_score']:.4f} (val score; Dice clean {before['val_dice_clean']:.4f} -> "
               f"{after['val_dice_clean']:.4f}, degraded {before['val_dice_degraded']:.4f} -> "
               f"{after['val_dice_degraded']:.4f}): {verdict} the model it started from")
+        if "val_negatives_marked" in before and "val_negatives_marked" in after:
+            print(f"polyp-free frames marked ({args.val_negatives}): {before['val_negatives_marked']:.1%} -> "
+                  f"{after['val_negatives_marked']:.1%}")
     return 0
 
 
@@ -265,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     def training_args(s, finetune: bool):
         s.add_argument("--data", nargs="+", required=True, help="dataset folder(s)")
         s.add_argument("--val-data", dest="val_data")
+        s.add_argument("--val-negatives", dest="val_negatives", metavar="FOLDER",
+                       help="polyp-free frames (empty masks): the share marked is printed at each "
+                            "validation beside the val score, which alone selects")
         s.add_argument("--epochs", type=int)
         s.add_argument("--batch-size", dest="batch_size", type=int)
         s.add_argument("--lr", type=float)

@@ -84,6 +84,9 @@ class TrainConfig:
     ema: float = 0.999
     ema_bn_batches: int = 10  # training batches the EMA's BatchNorm statistics are measured on before it is validated; 0: the live net's
     val_every: int = 5
+    # a folder of polyp-free frames (empty masks, e.g. scripts/make_negatives.py --split val): the
+    # share of them marked is logged at every validation (val_negatives_marked); it never selects
+    val_negatives: str | None = None
     val_dense_from: float = 0.7
     select_clean_weight: float = 0.7
     threshold: float = 0.3
@@ -123,7 +126,7 @@ def bf16_is_native() -> bool:
 # ema_bn_batches (session 17) changes what is validated and exported, not how the net trains: a run
 # made before resumes with it.
 _KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0, "paste_prob": 0.0,
-                         "dice_positives": True, "ema_bn_batches": 10}
+                         "dice_positives": True, "ema_bn_batches": 10, "val_negatives": None}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -185,7 +188,7 @@ def _card_config(cfg: TrainConfig) -> dict:
     """The training config as the model card records it, folders named by :func:`_shown`."""
     values = cfg.to_json()
     values["train_data"] = [_shown(p) for p in values["train_data"]]
-    for name in ("val_data", "init_model"):
+    for name in ("val_data", "init_model", "val_negatives"):
         if values.get(name):
             values[name] = _shown(values[name])
     return values
@@ -362,6 +365,10 @@ class Trainer:
             vcache = build_cache(vds, cfg.input_size)
             self.data_fingerprint["val"] = _data_record(cfg.val_data, cfg.val_split, vds)
             self.val = self._val_tensors(vcache)
+        self.val_negatives = None
+        if cfg.val_negatives:
+            self.val_negatives = self._negatives_tensor(cfg.val_negatives, cfg.val_data)
+            self.data_fingerprint["val_negatives"] = _data_record(cfg.val_negatives, None, self._negatives_ds)
         if stop():  # cancelled while the frames were read: stop before any training
             raise _Cancelled
 
@@ -379,6 +386,20 @@ class Trainer:
             deg_masks.append(torch.from_numpy(m.astype(np.float32))[None])
         return {"clean": (clean, masks), "degraded": (torch.stack(deg_imgs), torch.stack(deg_masks))}
 
+    def _negatives_tensor(self, path: str, val_data: str | None) -> torch.Tensor:
+        """The clean frames of a polyp-free folder, checked to be one: every mask empty."""
+        if not val_data:
+            raise DatasetError(f"{path}: polyp-free frames are counted at each validation, so they need "
+                               "validation frames too (--val-data)")
+        ds = _open_split(path, None)
+        cache = build_cache(ds, self.cfg.input_size)
+        with_polyp = int(np.count_nonzero(np.asarray(cache.masks).reshape(len(cache), -1).any(axis=1)))
+        if with_polyp:
+            raise DatasetError(f"{path}: {with_polyp} of its {len(cache)} frames show a polyp; the frames "
+                               "whose marks are counted must all have empty masks")
+        self._negatives_ds = ds
+        return torch.from_numpy(np.asarray(cache.images, dtype=np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+
     # ------------------------------------------------------------------ eval
     @torch.inference_mode()
     def validate(self, net: torch.nn.Module) -> dict[str, float]:
@@ -393,6 +414,13 @@ class Trainer:
             out[f"val_dice_{kind}"] = float(torch.cat(dices).mean())
         w = self.cfg.select_clean_weight
         out["val_score"] = w * out["val_dice_clean"] + (1 - w) * out["val_dice_degraded"]
+        if self.val_negatives is not None:  # reported beside the score, never part of it
+            marked = []
+            for s in range(0, len(self.val_negatives), 32):
+                x = self.val_negatives[s : s + 32].contiguous(memory_format=torch.channels_last)
+                prob = torch.sigmoid(net(x)[:, 0:1].float())
+                marked.append((prob >= self.cfg.threshold).flatten(1).any(1))
+            out["val_negatives_marked"] = float(torch.cat(marked).float().mean())
         return out
 
     # ------------------------------------------------------------------ run
