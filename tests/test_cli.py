@@ -105,6 +105,18 @@ def test_eval_on_a_real_subset(format_model, kvasir_dir, tmp_path):
     main(["eval", "--data", str(kvasir_dir), "--split", "val", "--model", str(format_model.path),
           "--limit", "4", "--min-region", "0.25", "--json", str(kept)])
     assert json.loads(kept.read_text())["min_region"] == 0.0025 and res["min_region"] == 0.0
+    # each frame's figures, for finding the frames a model fails on; their mean is the summary's
+    rows_csv = tmp_path / "frames.csv"
+    assert main(["eval", "--data", str(kvasir_dir), "--split", "val", "--model", str(format_model.path),
+                 "--limit", "4", "--degraded", "--seed", "0", "--per-frame", str(rows_csv)]) == 0
+    import csv
+
+    rows = list(csv.DictReader(rows_csv.open()))
+    split_names = json.loads((kvasir_dir / "split.json").read_text())["val"]
+    assert [r["name"] for r in rows] == split_names[:4]
+    assert np.mean([float(r["dice"]) for r in rows]) == pytest.approx(res["mean_dice"])
+    assert all(-1 <= float(r["depth_clean_vs_degraded"]) <= 1 and int(r["mask_area"]) > 0 for r in rows)
+    assert np.mean([float(r["depth_clean_vs_degraded"]) for r in rows]) == pytest.approx(res["depth_clean_vs_degraded"])
 
 
 def test_eval_of_a_curated_export_scores_reviewed_frames_only(format_model, tmp_path, capsys):

@@ -213,8 +213,9 @@ def cmd_eval(args) -> int:
     from .engine import Predictor
     from .evaluate import evaluate
 
-    if args.json and Path(args.json).is_dir():  # found now, not after the whole evaluation
-        raise IsADirectoryError(f"--json {args.json} is a folder: give the file to write the result to")
+    for flag, target in (("--json", args.json), ("--per-frame", args.per_frame)):
+        if target and Path(target).is_dir():  # found now, not after the whole evaluation
+            raise IsADirectoryError(f"{flag} {target} is a folder: give the file to write the result to")
     predictor = Predictor(args.model, backend=args.backend, threshold=args.threshold, tta=args.tta,
                           min_region=args.min_region)
     # a curated export's unreviewed frames hold the model's own proposals, not ground truth
@@ -225,11 +226,23 @@ def cmd_eval(args) -> int:
     bar = Progress(f"eval {Path(args.data).name}")
     result = evaluate(
         predictor, dataset, degraded=args.degraded, seed=args.seed, resolution=args.resolution,
-        teacher=args.teacher, progress=bar.update, limit=args.limit,
+        teacher=args.teacher, progress=bar.update, limit=args.limit, per_frame=bool(args.per_frame),
     )
+    frames = result.pop("frames", None)
     result["split"] = args.split
     print(json.dumps(result, indent=2))  # first: a failed write below loses no result
     sys.stdout.flush()
+    if frames is not None:
+        import csv
+
+        from .evaluate import FRAME_COLUMNS
+        from .io.atomic import atomic_open
+
+        with atomic_open(args.per_frame, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=FRAME_COLUMNS)
+            writer.writeheader()
+            writer.writerows(frames)
+        print(f"{len(frames)} frames' figures written to {args.per_frame}", file=sys.stderr)
     if args.json:
         from .io.atomic import write_json
 
@@ -337,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher", default="falloff", help="depth teacher for the depth-vs-teacher figure")
     s.add_argument("--limit", type=_positive, help="only the first N frames")
     s.add_argument("--json", help="also write the result to this file")
+    s.add_argument("--per-frame", dest="per_frame", metavar="FILE.csv",
+                   help="also write each frame's figures (Dice, IoU, areas, ...) to this CSV file")
     s.set_defaults(func=cmd_eval)
     return p
 

@@ -22,6 +22,12 @@ from .preprocess import resize_batch, resize_map, resize_mask, to_float_rgb
 RESOLUTIONS = ("model", "original")
 
 
+# the columns of ``evaluate(..., per_frame=True)["frames"]`` (areas in pixels at the resolution
+# evaluated; a depth figure is None where it was not measured)
+FRAME_COLUMNS = ("name", "dice", "iou", "recall", "precision", "s_measure", "mean_e_measure", "weighted_f",
+                 "mae", "mask_area", "pred_area", "depth_clean_vs_degraded", "depth_vs_teacher")
+
+
 def degraded_frame_seed(seed: int, index: int) -> int:
     """The degradation seed of frame ``index`` under evaluation seed ``seed`` (training's validation
     uses the same rule with seed 0)."""
@@ -39,11 +45,13 @@ def evaluate(
     teacher: str | None = "falloff",
     progress: Callable[[int, int], None] | None = None,
     limit: int | None = None,
+    per_frame: bool = False,
 ) -> dict[str, Any]:
     """Mean Dice/IoU/recall/precision + pysodmetrics measures, and depth robustness figures:
     ``depth_clean_vs_degraded`` (Pearson correlation of the model's depth on the clean and the
     degraded frame, degraded mode only) and ``depth_vs_teacher`` (model depth vs the teacher's depth
-    of the same input)."""
+    of the same input). ``per_frame``: also ``frames``, one row per frame in the order evaluated
+    (:data:`FRAME_COLUMNS`), to find the frames a model fails on."""
     from .degrade import degrade_seeded
     from .depth import make_teacher
 
@@ -53,7 +61,7 @@ def evaluate(
     size = predictor.input_size
     evaluator = SegmentationEvaluator(threshold=thr, min_region=predictor.min_region)
     teach = make_teacher(teacher, folder=dataset.root) if teacher else None  # "precomputed": its depth/ maps
-    consistency, teacher_corr = [], []
+    consistency, teacher_corr, frame_depth = [], [], []
     n = len(dataset) if limit is None else min(limit, len(dataset))
     for i in range(n):
         sample = dataset[i]
@@ -72,12 +80,16 @@ def evaluate(
             x = torch.from_numpy(np.ascontiguousarray(frame_in.transpose(2, 0, 1)))[None]
         prob, depth = predictor.run_batch(x)
         prob, depth = prob[0], depth[0]
+        depth_row = {}
         if degraded:
-            consistency.append(pearson(clean_depth, depth))
+            depth_row["depth_clean_vs_degraded"] = pearson(clean_depth, depth)
+            consistency.append(depth_row["depth_clean_vs_degraded"])
         if teach is not None:
             # a stored map is found by the frame's name (the clean frame's map, degraded or not)
             target = teach.lookup(sample.name, frame_in.shape) if hasattr(teach, "lookup") else teach(frame_in)
-            teacher_corr.append(pearson(depth, target))
+            depth_row["depth_vs_teacher"] = pearson(depth, target)
+            teacher_corr.append(depth_row["depth_vs_teacher"])
+        frame_depth.append(depth_row)
         if resolution == "model":
             evaluator.add(prob, target_small, name=sample.name)
         else:
@@ -98,6 +110,9 @@ def evaluate(
             "data": str(dataset.root),
         }
     )
+    if per_frame:
+        out["frames"] = [{k: row.get(k, extra.get(k)) for k in FRAME_COLUMNS}
+                         for row, extra in zip(evaluator.per_image(), frame_depth)]
     if consistency:
         out["depth_clean_vs_degraded"] = float(np.mean(consistency))
     if teacher_corr:
