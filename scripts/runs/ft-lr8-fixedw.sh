@@ -5,10 +5,10 @@
 # --colour --dice-on-empty, the task weights kept fixed as the parent's), the held-out val squares
 # counted at every epoch (--val-negatives, in ft-negatives.sh). About 35 min in fp32:
 #   setsid nohup scripts/runs/ft-lr8-fixedw.sh >> ~/.cache/napari-depthpolyp/runs/ft-lr8-fixedw.log 2>&1 < /dev/null &
-# Decided before the run: released as 2.0 if its selected val score beats 1.9's .8325 and it marks
+# Decided before the run: released as 1.10 if its selected val score beats 1.9's .8325 and it marks
 # not more than 35 % of the held-out val squares (1.9's 30 % plus 5 points; the count printed for the
 # selected epoch, confirmed with `depthpolyp eval --data ~/.cache/napari-depthpolyp/negatives/kvasir-val
 # --model <model>`). Run it only once main-v12-lr8-fixedw has finished, whatever its own verdict:
 # the fine-tune is what would be released.
-exec "$(dirname "$0")/ft-negatives.sh" ~/.cache/napari-depthpolyp/out/depthpolyp-kvasir-base-lr8-fixedw 2.0-lr8-fixedw \
+exec "$(dirname "$0")/ft-negatives.sh" ~/.cache/napari-depthpolyp/out/depthpolyp-kvasir-base-lr8-fixedw 1.10-lr8-fixedw \
   --colour --dice-on-empty
