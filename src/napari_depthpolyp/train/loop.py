@@ -367,8 +367,8 @@ class Trainer:
             self.val = self._val_tensors(vcache)
         self.val_negatives = None
         if cfg.val_negatives:
-            self.val_negatives = self._negatives_tensor(cfg.val_negatives, cfg.val_data)
-            self.data_fingerprint["val_negatives"] = _data_record(cfg.val_negatives, None, self._negatives_ds)
+            negatives, self.val_negatives = self._negatives_tensor(cfg.val_negatives, cfg.val_data)
+            self.data_fingerprint["val_negatives"] = _data_record(cfg.val_negatives, None, negatives)
         if stop():  # cancelled while the frames were read: stop before any training
             raise _Cancelled
 
@@ -386,8 +386,8 @@ class Trainer:
             deg_masks.append(torch.from_numpy(m.astype(np.float32))[None])
         return {"clean": (clean, masks), "degraded": (torch.stack(deg_imgs), torch.stack(deg_masks))}
 
-    def _negatives_tensor(self, path: str, val_data: str | None) -> torch.Tensor:
-        """The clean frames of a polyp-free folder, checked to be one: every mask empty."""
+    def _negatives_tensor(self, path: str, val_data: str | None) -> tuple[Dataset, torch.Tensor]:
+        """A polyp-free folder, checked to be one (every mask empty), and its clean frames."""
         if not val_data:
             raise DatasetError(f"{path}: polyp-free frames are counted at each validation, so they need "
                                "validation frames too (--val-data)")
@@ -397,8 +397,7 @@ class Trainer:
         if with_polyp:
             raise DatasetError(f"{path}: {with_polyp} of its {len(cache)} frames show a polyp; the frames "
                                "whose marks are counted must all have empty masks")
-        self._negatives_ds = ds
-        return torch.from_numpy(np.asarray(cache.images, dtype=np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+        return ds, torch.from_numpy(np.asarray(cache.images, dtype=np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
 
     # ------------------------------------------------------------------ eval
     @torch.inference_mode()
