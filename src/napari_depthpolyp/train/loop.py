@@ -161,6 +161,11 @@ def finetune_config(train_data: list[str], init_model: str, parent_config: dict 
 
 
 
+def _frames_tensor(cache: FrameCache) -> torch.Tensor:
+    """A cache's uint8 frames as one float NCHW tensor in [0, 1]."""
+    return torch.from_numpy(np.asarray(cache.images, dtype=np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+
+
 def _effective_split(path: str, split: str | None) -> str | None:
     """``split`` when the folder has a ``split.json``, else None (the whole folder)."""
     return split if split is not None and (Path(path) / "split.json").is_file() else None
@@ -330,6 +335,9 @@ class Trainer:
     def _prepare(self, progress, stop=lambda: False):
         cfg = self.cfg
         say = progress or (lambda e: None)
+        if cfg.val_negatives and not cfg.val_data:  # found before any frame is read
+            raise DatasetError(f"{cfg.val_negatives}: polyp-free frames are counted at each validation, so "
+                               "they need validation frames too (--val-data)")
         train_sets = [_open_split(p, cfg.train_split) for p in cfg.train_data]
 
         def caching(i: int, n: int) -> None:
@@ -367,7 +375,7 @@ class Trainer:
             self.val = self._val_tensors(vcache)
         self.val_negatives = None
         if cfg.val_negatives:
-            negatives, self.val_negatives = self._negatives_tensor(cfg.val_negatives, cfg.val_data)
+            negatives, self.val_negatives = self._negatives_tensor(cfg.val_negatives)
             self.data_fingerprint["val_negatives"] = _data_record(cfg.val_negatives, None, negatives)
         if stop():  # cancelled while the frames were read: stop before any training
             raise _Cancelled
@@ -377,7 +385,7 @@ class Trainer:
         from ..degrade import degrade_seeded
         from ..evaluate import degraded_frame_seed
 
-        clean = torch.from_numpy(np.asarray(cache.images, dtype=np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+        clean = _frames_tensor(cache)
         masks = torch.from_numpy(np.asarray(cache.masks, dtype=np.float32))[:, None]
         deg_imgs, deg_masks = [], []
         for i in range(len(cache)):
@@ -386,39 +394,36 @@ class Trainer:
             deg_masks.append(torch.from_numpy(m.astype(np.float32))[None])
         return {"clean": (clean, masks), "degraded": (torch.stack(deg_imgs), torch.stack(deg_masks))}
 
-    def _negatives_tensor(self, path: str, val_data: str | None) -> tuple[Dataset, torch.Tensor]:
+    def _negatives_tensor(self, path: str) -> tuple[Dataset, torch.Tensor]:
         """A polyp-free folder, checked to be one (every mask empty), and its clean frames."""
-        if not val_data:
-            raise DatasetError(f"{path}: polyp-free frames are counted at each validation, so they need "
-                               "validation frames too (--val-data)")
         ds = _open_split(path, None)
         cache = build_cache(ds, self.cfg.input_size)
         with_polyp = int(np.count_nonzero(np.asarray(cache.masks).reshape(len(cache), -1).any(axis=1)))
         if with_polyp:
             raise DatasetError(f"{path}: {with_polyp} of its {len(cache)} frames show a polyp; the frames "
                                "whose marks are counted must all have empty masks")
-        return ds, torch.from_numpy(np.asarray(cache.images, dtype=np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+        return ds, _frames_tensor(cache)
 
     # ------------------------------------------------------------------ eval
+    @staticmethod
+    def _polyp_probability(net: torch.nn.Module, images: torch.Tensor, chunk: int = 32):
+        """The polyp probability of ``images``, ``chunk`` frames per network call, chunk by chunk."""
+        for s in range(0, len(images), chunk):
+            x = images[s : s + chunk].contiguous(memory_format=torch.channels_last)
+            yield s, torch.sigmoid(net(x)[:, 0:1].float())
+
     @torch.inference_mode()
     def validate(self, net: torch.nn.Module) -> dict[str, float]:
         net.eval()
         out = {}
+        thr = self.cfg.threshold
         for kind, (images, masks) in self.val.items():
-            dices = []
-            for s in range(0, len(images), 32):
-                x = images[s : s + 32].contiguous(memory_format=torch.channels_last)
-                prob = torch.sigmoid(net(x)[:, 0:1].float())
-                dices.append(batch_dice(prob, masks[s : s + 32], self.cfg.threshold))
+            dices = [batch_dice(prob, masks[s : s + len(prob)], thr) for s, prob in self._polyp_probability(net, images)]
             out[f"val_dice_{kind}"] = float(torch.cat(dices).mean())
         w = self.cfg.select_clean_weight
         out["val_score"] = w * out["val_dice_clean"] + (1 - w) * out["val_dice_degraded"]
         if self.val_negatives is not None:  # reported beside the score, never part of it
-            marked = []
-            for s in range(0, len(self.val_negatives), 32):
-                x = self.val_negatives[s : s + 32].contiguous(memory_format=torch.channels_last)
-                prob = torch.sigmoid(net(x)[:, 0:1].float())
-                marked.append((prob >= self.cfg.threshold).flatten(1).any(1))
+            marked = [(prob >= thr).flatten(1).any(1) for _, prob in self._polyp_probability(net, self.val_negatives)]
             out["val_negatives_marked"] = float(torch.cat(marked).float().mean())
         return out
 
