@@ -249,6 +249,56 @@ def test_polyp_free_frames_marked_are_counted_at_each_validation_and_never_selec
     assert _cfg(tiny_dataset).key() == _cfg(tiny_dataset, val_negatives=None).key()
 
 
+def test_distillation_teaches_the_teachers_probability_on_polyp_frames_only(tiny_dataset, tmp_path):
+    """``distill_from``: the teachers' mean polyp probability on each training input is a second
+    target beside the mask, on frames with a polyp only (their false marks on a polyp-free frame are
+    not taught); the teachers are recorded by content, and runs made before keep their key."""
+    from napari_depthpolyp.train.losses import distill_loss
+
+    soft = torch.rand(2, 1, 8, 8) * 0.98 + 0.01
+    target = torch.zeros(2, 1, 8, 8)
+    target[0, :, 2:5, 2:5] = 1  # frame 0 shows a polyp, frame 1 is polyp-free
+    logits = torch.logit(soft).requires_grad_()
+    distill_loss(logits, soft, target).backward()
+    assert logits.grad.abs().max() < 1e-6  # the teachers' own probability is the minimum
+    logits = torch.zeros(2, 1, 8, 8, requires_grad=True)
+    distill_loss(logits, soft, target).backward()
+    assert logits.grad[0].abs().min() > 0 and torch.equal(logits.grad[1], torch.zeros(1, 8, 8))
+    assert distill_loss(logits, soft, torch.zeros_like(target)) == 0  # no polyp in the batch
+    loss = MultiTaskLoss(depth=False, distill_weight=0.5)
+    with torch.no_grad():
+        out = loss(logits, target, None, soft)
+        assert float(out["total"]) == pytest.approx(float(out["seg"] + 0.5 * out["distill"]))
+        assert "distill" not in loss(logits, target, None)  # no teachers, no term
+
+    teacher = Trainer(_cfg(tiny_dataset, epochs=1), run_dir=tmp_path / "t").run(out_dir=tmp_path / "teacher")
+    cfg = _cfg(tiny_dataset, epochs=1, distill_from=[str(teacher.path)], distill_weight=2.0)
+    trainer = Trainer(cfg, run_dir=tmp_path / "s")
+    student = trainer.run(out_dir=tmp_path / "student")
+    assert trainer.history()[-1]["loss_distill"] > 0
+    assert student.card.training_data["distill_from"] == [{"model": teacher.id, "sha256": teacher.sha256()}]
+    assert student.card.config["distill_from"] == [str(teacher.path)]
+    # the term changes what is learnt: the same run without it ends elsewhere
+    plain = Trainer(_cfg(tiny_dataset, epochs=1), run_dir=tmp_path / "p").run(out_dir=tmp_path / "plain")
+    assert not torch.equal(plain.load_torch().state_dict()["segmentation_head.0.weight"],
+                           student.load_torch().state_dict()["segmentation_head.0.weight"])
+    assert _cfg(tiny_dataset).key() == _cfg(tiny_dataset, distill_from=None, distill_weight=1.0).key()
+    # a teacher must see what the student sees
+    from napari_depthpolyp.model import DepthPolyp
+    from napari_depthpolyp.models import ModelCard, ModelError, write_model
+
+    other = write_model(tmp_path / "big-0", DepthPolyp().state_dict(),
+                        ModelCard(name="big", version="0", input_size=[256, 256]), export_onnx=False)
+    with pytest.raises(ModelError, match="input size"):
+        Trainer(_cfg(tiny_dataset, distill_from=[str(other.path)]), run_dir=tmp_path / "x")
+    # the command line, for train and finetune alike
+    from napari_depthpolyp.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["train", "--data", "d", "--distill-from", "a", "b", "--distill-weight", "0.5"])
+    assert _train_config(args, train_data=["d"]).distill_from == ["a", "b"]
+    assert _train_config(args, train_data=["d"]).distill_weight == 0.5
+
+
 def test_the_card_records_the_split_actually_used_and_hides_the_home_folder(tmp_path, monkeypatch):
     from napari_depthpolyp.train.loop import _data_record, _open_split
 

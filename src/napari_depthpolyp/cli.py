@@ -316,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "dilutes the other frames' gradient: BCE alone scores them by default)")
         s.add_argument("--paste-prob", dest="paste_prob", type=_probability,
                        help="share of training frames that get another frame's polyp pasted in (default 0)")
+        s.add_argument("--distill-from", dest="distill_from", nargs="+", metavar="MODEL",
+                       help="also teach these models' mean polyp probability on each training input, on "
+                            "frames with a polyp (knowledge distillation; e.g. an ensemble into one model)")
+        s.add_argument("--distill-weight", dest="distill_weight", type=float,
+                       help="weight of the distillation term beside the segmentation loss (default 1)")
         if finetune:
             s.add_argument("--model", help="parent model (default: the bundled model)")
             s.add_argument("--name", help="name of the new model (default: the parent's)")

@@ -80,6 +80,10 @@ class TrainConfig:
     augment_preset: str = "reference"  # a name in degrade.AUGMENT_PRESETS
     colour: bool = False  # degrade.augment_colour after the geometric augmentation (not in the reference)
     paste_prob: float = 0.0  # share of training frames that get another frame's polyp (degrade.paste_polyp)
+    # models (ids or folders) whose mean polyp probability on each training input is also taught
+    # (knowledge distillation, losses.distill_loss), on frames with a polyp, with distill_weight
+    distill_from: list[str] | None = None
+    distill_weight: float = 1.0
     bf16: bool = True
     ema: float = 0.999
     ema_bn_batches: int = 10  # training batches the EMA's BatchNorm statistics are measured on before it is validated; 0: the live net's
@@ -126,7 +130,8 @@ def bf16_is_native() -> bool:
 # ema_bn_batches (session 17) changes what is validated and exported, not how the net trains: a run
 # made before resumes with it.
 _KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0, "paste_prob": 0.0,
-                         "dice_positives": True, "ema_bn_batches": 10, "val_negatives": None}
+                         "dice_positives": True, "ema_bn_batches": 10, "val_negatives": None,
+                         "distill_from": None, "distill_weight": 1.0}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -196,6 +201,8 @@ def _card_config(cfg: TrainConfig) -> dict:
     for name in ("val_data", "init_model", "val_negatives"):
         if values.get(name):
             values[name] = _shown(values[name])
+    if values.get("distill_from"):
+        values["distill_from"] = [_shown(p) for p in values["distill_from"]]
     return values
 
 
@@ -330,6 +337,12 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir) if run_dir else cache_dir() / "runs" / f"{cfg.name}-{cfg.key()}"
         self.parent: ModelDir | None = resolve_model(cfg.init_model) if cfg.init_model else None
+        # the teachers are found now, before any frame is read
+        self.teachers: list[ModelDir] = [resolve_model(m) for m in cfg.distill_from or []]
+        for t in self.teachers:
+            if int(t.card.input_size[0]) != cfg.input_size:
+                raise ModelError(f"{t.path}: a teacher for distillation must take the training input size "
+                                 f"({cfg.input_size}), not {t.card.input_size[0]}")
 
     # ------------------------------------------------------------------ data
     def _prepare(self, progress, stop=lambda: False):
@@ -377,6 +390,8 @@ class Trainer:
         if cfg.val_negatives:
             negatives, self.val_negatives = self._negatives_tensor(cfg.val_negatives)
             self.data_fingerprint["val_negatives"] = _data_record(cfg.val_negatives, None, negatives)
+        if self.teachers:  # what was distilled, by content: a folder's name may hold other weights later
+            self.data_fingerprint["distill_from"] = [{"model": t.id, "sha256": t.sha256()} for t in self.teachers]
         if stop():  # cancelled while the frames were read: stop before any training
             raise _Cancelled
 
@@ -403,6 +418,13 @@ class Trainer:
             raise DatasetError(f"{path}: {with_polyp} of its {len(cache)} frames show a polyp; the frames "
                                "whose marks are counted must all have empty masks")
         return ds, _frames_tensor(cache)
+
+    @staticmethod
+    @torch.no_grad()
+    def _teachers_probability(teachers: list[torch.nn.Module], x: torch.Tensor) -> torch.Tensor:
+        """The teachers' mean polyp probability on ``x`` (no_grad, not inference_mode: it is a loss
+        target, saved for the backward pass)."""
+        return sum(torch.sigmoid(t(x)[:, 0:1].float()) for t in teachers) / len(teachers)
 
     # ------------------------------------------------------------------ eval
     @staticmethod
@@ -466,8 +488,9 @@ class Trainer:
         criterion = MultiTaskLoss(
             depth=cfg.depth, uncertainty=cfg.uncertainty, bce_weight=cfg.bce_weight,
             depth_weights=DepthLossWeights(cfg.depth_ssi, cfg.depth_grad, cfg.depth_fft),
-            dice_positives=cfg.dice_positives,
+            dice_positives=cfg.dice_positives, distill_weight=cfg.distill_weight,
         )
+        teachers = [t.load_torch().eval().to(memory_format=torch.channels_last) for t in self.teachers]
         ema = copy.deepcopy(net).eval() if cfg.ema else None
         if ema is not None:
             for p in ema.parameters():
@@ -546,9 +569,11 @@ class Trainer:
                 # The math attention kernel (chosen in the forward; the backward follows it): on
                 # this CPU the fused kernel's backward is slow for MiT-B0's shapes (3136 queries,
                 # 49 keys), and the step is about 15 % faster.
+                x = image.contiguous(memory_format=torch.channels_last)
                 with sdpa_kernel([SDPBackend.MATH]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = net(image.contiguous(memory_format=torch.channels_last))
-                losses = criterion(logits, mask, depth if cfg.depth else None)
+                    soft = self._teachers_probability(teachers, x) if teachers else None
+                    logits = net(x)
+                losses = criterion(logits, mask, depth if cfg.depth else None, soft)
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
                 optimizer.step()

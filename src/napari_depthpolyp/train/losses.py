@@ -41,6 +41,17 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: float = 1.0
             + bce_weight * F.binary_cross_entropy_with_logits(logits, target))
 
 
+def distill_loss(logits: torch.Tensor, soft: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE of the polyp logits against ``soft``, other models' polyp probability on the same input
+    (knowledge distillation), over the frames whose ``target`` holds a polyp only: on a polyp-free
+    frame the target stays empty, and the teachers' false marks there are not taught (0 for a batch
+    without a polyp)."""
+    has = target.flatten(1).sum(1) > 0
+    if not bool(has.any()):
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[has], soft[has].to(logits.dtype))
+
+
 def _align_scale_shift(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Least-squares scale s and shift t per image so that s*pred + t best matches target.
 
@@ -99,8 +110,10 @@ class MultiTaskLoss(nn.Module):
     """Segmentation + depth with learnable log sigma^2 per task (Kendall et al.)."""
 
     def __init__(self, depth: bool = True, uncertainty: bool = True, bce_weight: float = 1.0,
-                 depth_weights: DepthLossWeights | None = None, dice_positives: bool = False):
+                 depth_weights: DepthLossWeights | None = None, dice_positives: bool = False,
+                 distill_weight: float = 0.0):
         super().__init__()
+        self.distill_weight = distill_weight
         self.dice_positives = dice_positives
         self.depth = depth
         self.uncertainty = uncertainty
@@ -108,10 +121,16 @@ class MultiTaskLoss(nn.Module):
         self.depth_weights = depth_weights or DepthLossWeights()
         self.log_var = nn.Parameter(torch.zeros(2))
 
-    def forward(self, logits: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor | None) -> dict:
+    def forward(self, logits: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor | None,
+                soft: torch.Tensor | None = None) -> dict:
+        """``soft``: teachers' polyp probability (B, 1, H, W) for the distillation term, which joins
+        the segmentation loss with weight ``distill_weight``."""
         logits = logits.float()
         seg = seg_loss(logits[:, 0:1], mask, self.bce_weight, self.dice_positives)
         out = {"seg": seg}
+        if soft is not None and self.distill_weight:
+            out["distill"] = distill_loss(logits[:, 0:1], soft, mask)
+            seg = seg + self.distill_weight * out["distill"]
         if self.depth and depth is not None:
             pred_depth = torch.sigmoid(logits[:, 1:2])
             out.update(depth_loss(pred_depth, depth, self.depth_weights))
