@@ -15,6 +15,8 @@
 # setting as the bundled model's fine-tune) is released if it beats the bundled model's val score
 # and marks the held-out val squares not more than 5 points above the bundled model's share: since
 # 1.9 was bundled (later in session 21), above .8325 and at most 35 % (scripts/runs/ft-lr8-fixedw.sh).
+# Status: reached epoch 44 in session 21 (val score .727 at epoch 40, main-v11-fixedw .734); the
+# checkpoint was lost with that machine, and session 22's machine started without it. Unfinished.
 exec "$(dirname "$0")/_train.sh" main-v12-lr8-fixedw depthpolyp-kvasir-base-lr8-fixedw \
   --name depthpolyp-kvasir --version base-lr8-fixedw --epochs 200 --warmup-epochs 10 --augment strong --colour --lr 8e-4 \
   --no-uncertainty \
