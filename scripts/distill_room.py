@@ -15,6 +15,7 @@ import tempfile
 import numpy as np
 import torch
 
+from napari_depthpolyp.engine import Predictor
 from napari_depthpolyp.models import resolve_model
 from napari_depthpolyp.train.loop import SampleSource, TrainConfig, Trainer
 from napari_depthpolyp.train.losses import distill_loss
@@ -32,8 +33,8 @@ def main(argv=None) -> int:
         trainer = Trainer(cfg, run_dir=run_dir)
         trainer._prepare(None)
     source = SampleSource(trainer.train_cache, cfg)
-    load = lambda m: resolve_model(m).load_torch().eval()  # noqa: E731
-    teachers, models = [load(m) for m in args.teachers], {m: load(m) for m in args.models}
+    teachers = [Predictor(m) for m in args.teachers]  # as a run's teachers: through the inference engine
+    models = {m: resolve_model(m).load_torch().eval() for m in args.models}
     picks = np.random.default_rng(0).choice(len(source), min(args.n, len(source)), replace=False)
     floor, term = [], {m: [] for m in models}
     with torch.no_grad():

@@ -278,6 +278,17 @@ def test_distillation_teaches_the_teachers_probability_on_polyp_frames_only(tiny
     assert trainer.history()[-1]["loss_distill"] > 0
     assert student.card.training_data["distill_from"] == [{"model": teacher.id, "sha256": teacher.sha256()}]
     assert student.card.config["distill_from"] == [str(teacher.path)]
+    # the teachers run through the inference engine (ONNX Runtime): the same probability as torch's
+    from napari_depthpolyp.engine import Predictor
+
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = torch.sigmoid(teacher.load_torch().eval()(x)[:, 0:1])
+    for backend in ("onnx", "torch"):
+        engine = Predictor(teacher, backend=backend)
+        assert engine.backend == backend  # the teacher has its graph: ONNX Runtime really ran
+        got = Trainer._teachers_probability([engine] * 2, x)
+        assert got.shape == (2, 1, 224, 224) and torch.allclose(got, expected, atol=1e-4)
     # the term changes what is learnt: the same run without it ends elsewhere
     plain = Trainer(_cfg(tiny_dataset, epochs=1), run_dir=tmp_path / "p").run(out_dir=tmp_path / "plain")
     assert not torch.equal(plain.load_torch().state_dict()["segmentation_head.0.weight"],

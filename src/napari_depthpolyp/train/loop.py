@@ -38,6 +38,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..dataset import REVIEWED, Dataset, DatasetError
 from ..depth import TeacherError
 from ..io.atomic import atomic_open, write_json
+from ..engine import Predictor
 from ..model import DepthPolyp
 from ..models import ModelCard, ModelDir, ModelError, now_iso, resolve_model, write_model
 from ..paths import cache_dir
@@ -420,11 +421,12 @@ class Trainer:
         return ds, _frames_tensor(cache)
 
     @staticmethod
-    @torch.no_grad()
-    def _teachers_probability(teachers: list[torch.nn.Module], x: torch.Tensor) -> torch.Tensor:
-        """The teachers' mean polyp probability on ``x`` (no_grad, not inference_mode: it is a loss
-        target, saved for the backward pass)."""
-        return sum(torch.sigmoid(t(x)[:, 0:1].float()) for t in teachers) / len(teachers)
+    def _teachers_probability(teachers: list, x: torch.Tensor) -> torch.Tensor:
+        """The teachers' (``engine.Predictor``) mean polyp probability on the batch ``x``, (B, 1, H, W).
+        They run through the one inference engine, ONNX Runtime where the model has its graph: 2.2x
+        the frames/s of torch's forward on this CPU (35.7 against 16.2 at batch 16)."""
+        prob = np.mean([t.run_batch(x.contiguous())[0] for t in teachers], axis=0, dtype=np.float32)
+        return torch.from_numpy(prob)[:, None]
 
     # ------------------------------------------------------------------ eval
     @staticmethod
@@ -490,7 +492,7 @@ class Trainer:
             depth_weights=DepthLossWeights(cfg.depth_ssi, cfg.depth_grad, cfg.depth_fft),
             dice_positives=cfg.dice_positives, distill_weight=cfg.distill_weight,
         )
-        teachers = [t.load_torch().eval().to(memory_format=torch.channels_last) for t in self.teachers]
+        teachers = [Predictor(t, batch_size=cfg.batch_size) for t in self.teachers]
         ema = copy.deepcopy(net).eval() if cfg.ema else None
         if ema is not None:
             for p in ema.parameters():
@@ -569,10 +571,9 @@ class Trainer:
                 # The math attention kernel (chosen in the forward; the backward follows it): on
                 # this CPU the fused kernel's backward is slow for MiT-B0's shapes (3136 queries,
                 # 49 keys), and the step is about 15 % faster.
-                x = image.contiguous(memory_format=torch.channels_last)
+                soft = self._teachers_probability(teachers, image) if teachers else None
                 with sdpa_kernel([SDPBackend.MATH]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    soft = self._teachers_probability(teachers, x) if teachers else None
-                    logits = net(x)
+                    logits = net(image.contiguous(memory_format=torch.channels_last))
                 losses = criterion(logits, mask, depth if cfg.depth else None, soft)
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
