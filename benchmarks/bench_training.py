@@ -2,14 +2,17 @@
 (fp32 and bf16 autocast, channels_last) and the whole loop (cache -> augment -> degrade -> teacher ->
 step) on real Kvasir-SEG frames.
 
-    python benchmarks/bench_training.py [--steps 8] [--json OUT] [--batches 8 16 32] [--profile] [--compile | --malloc [--rounds 4]]
+    python benchmarks/bench_training.py [--steps 8] [--json OUT] [--batches 8 16 32] [--profile]
+        [--compile | --malloc | --distill MODEL ... [--rounds 4]]
 
 ``--compile`` also measures the fp32 step with the network through ``torch.compile``, interleaved
 with the eager step for ``--rounds`` rounds (the first step's compiling is left out of the rate and
 printed apart). The trainer does not compile: on the AVX2 machine it gained 0-9 % (docs/benchmarks.md).
 ``--malloc`` measures the fp32 step with glibc's malloc defaults and with freed memory kept in the
 process (``train/memory.py``, what the trainer does), interleaved, with the share of CPU time spent
-in the kernel. ``--batches`` also measures the bf16 network step at other batch sizes (images/s per size).
+in the kernel. ``--distill MODEL ...`` measures the whole loop plain and with those models as distillation
+teachers (``--distill-from``: their forward passes, through the inference engine, on every batch),
+interleaved. ``--batches`` also measures the bf16 network step at other batch sizes (images/s per size).
 ``--profile`` prints, instead of the rates, where one bf16 step at batch 16 spends its time: the
 operators with the most self CPU time, each with its input shapes, from ``torch.profiler``.
 """
@@ -113,9 +116,10 @@ def _one_step(net, crit, opt, x, m, d, bf16: bool) -> float:
     return time.perf_counter() - t
 
 
-def loop_rate(steps: int) -> float | None:
+def loop_rate(steps: int, distill_from: list[str] | None = None) -> float | None:
     """The whole loop in the precision the trainer picks on this CPU (bf16 only where it is native),
-    over its second epoch of ``steps`` batches (the first pays for the worker's start)."""
+    over its second epoch of ``steps`` batches (the first pays for the worker's start);
+    ``distill_from``: with those teachers."""
     kvasir = SHARED / "kvasir-seg"
     if not kvasir.is_dir():
         print(f"loop: skipped ({kvasir} not found)", file=sys.stderr)
@@ -130,7 +134,7 @@ def loop_rate(steps: int) -> float | None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(train_data=[str(kvasir)], val_data=None, epochs=2, max_steps_per_epoch=steps,
-                          workers=1, name="bench", warmup_epochs=0)
+                          workers=1, name="bench", warmup_epochs=0, distill_from=distill_from)
         Trainer(cfg, run_dir=Path(tmp) / "run").run(progress=progress, out_dir=Path(tmp) / "model")
     return rates[-1] if rates else None
 
@@ -144,8 +148,18 @@ def main() -> int:
     ap.add_argument("--compile", action="store_true", help="only the fp32 step, eager and compiled, interleaved")
     ap.add_argument("--malloc", action="store_true",
                     help="only the fp32 step with glibc's defaults and with freed memory kept, interleaved")
-    ap.add_argument("--rounds", type=int, default=4, help="rounds of --compile or --malloc")
+    ap.add_argument("--distill", nargs="+", metavar="MODEL",
+                    help="only the whole loop, plain and with these distillation teachers, interleaved")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds of --compile, --malloc or --distill")
     args = ap.parse_args()
+    if args.distill:
+        for r in range(args.rounds):
+            plain, taught = loop_rate(args.steps * 2), loop_rate(args.steps * 2, args.distill)
+            if plain is None or taught is None:
+                return 1
+            print(f"round {r + 1}: whole loop plain {plain:.2f} img/s, with {len(args.distill)} teacher(s) "
+                  f"{taught:.2f} img/s ({taught / plain:.2f}x)")
+        return 0
     if args.profile:
         print(profile_step())
         return 0
