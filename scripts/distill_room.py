@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
+from napari_depthpolyp.dataset import Dataset
 from napari_depthpolyp.engine import Predictor
 from napari_depthpolyp.models import resolve_model
+from napari_depthpolyp.train.cache import build_cache
 from napari_depthpolyp.train.loop import SampleSource, TrainConfig, Trainer
 from napari_depthpolyp.train.losses import distill_loss
 
@@ -29,12 +30,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=96, help="training samples (default 96)")
     args = ap.parse_args(argv)
     cfg = TrainConfig(train_data=[args.data], val_data=None, colour=True, workers=0, bf16=False)
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, run_dir=run_dir)
-        trainer._prepare(None)
-    source = SampleSource(trainer.train_cache, cfg)
+    source = SampleSource(build_cache(Dataset.open(args.data, split="train"), cfg.input_size), cfg)
     teachers = [Predictor(m) for m in args.teachers]  # as a run's teachers: through the inference engine
-    models = {m: resolve_model(m).load_torch().eval() for m in args.models}
+    models = {model.id: model.load_torch().eval() for model in map(resolve_model, args.models)}
     picks = np.random.default_rng(0).choice(len(source), min(args.n, len(source)), replace=False)
     floor, term = [], {m: [] for m in models}
     with torch.no_grad():
@@ -47,7 +45,7 @@ def main(argv=None) -> int:
                 term[m].append(float(distill_loss(net(x)[:, 0:1], soft, mask)))
     print(f"floor (the teachers' own entropy): {np.mean(floor):.4f}  ({len(picks)} training samples)")
     for m in models:
-        print(f"{resolve_model(m).id}: {np.mean(term[m]):.4f}")
+        print(f"{m}: {np.mean(term[m]):.4f}")
     return 0
 
 

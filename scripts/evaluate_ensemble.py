@@ -7,15 +7,13 @@ Used on Kvasir-SEG val to decide whether distilling an ensemble into one network
     python scripts/evaluate_ensemble.py --models depthpolyp-kvasir-1.9 DIR_OF_1.8 [--combos] [--json OUT]
 
 ``--combos``: also each model alone and every pair. A model released before the bundled one comes
-back from git, e.g. 1.8: ``git archive c0e3f0a^ src/napari_depthpolyp/weights/depthpolyp-kvasir-1.8
-| tar -x -C OUT --strip-components=3``.
+back from git with ``scripts/runs/_released.sh VERSION COMMIT`` (1.8: ``_released.sh 1.8 c0e3f0a^``).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 
 import numpy as np

@@ -492,7 +492,7 @@ class Trainer:
             depth_weights=DepthLossWeights(cfg.depth_ssi, cfg.depth_grad, cfg.depth_fft),
             dice_positives=cfg.dice_positives, distill_weight=cfg.distill_weight,
         )
-        teachers = [Predictor(t, batch_size=cfg.batch_size) for t in self.teachers]
+        teachers = [Predictor(t) for t in self.teachers]  # one run_batch per training batch
         ema = copy.deepcopy(net).eval() if cfg.ema else None
         if ema is not None:
             for p in ema.parameters():
