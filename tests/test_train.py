@@ -310,6 +310,44 @@ def test_distillation_teaches_the_teachers_probability_on_polyp_frames_only(tiny
     assert _train_config(args, train_data=["d"]).distill_weight == 0.5
 
 
+def test_distillation_from_the_clean_view_follows_each_frame_through_its_augmentation(tiny_dataset, tmp_path):
+    """``distill_view="clean"``: the teachers see each clean training frame once, flip-averaged,
+    before training; their map then follows the frame through the geometric augmentation and the
+    degradations exactly as its mask does, and riding along changes no other part of the sample."""
+    from napari_depthpolyp.engine import Predictor
+    from napari_depthpolyp.train.loop import SampleSource
+
+    teacher = Trainer(_cfg(tiny_dataset, epochs=1), run_dir=tmp_path / "t").run(out_dir=tmp_path / "teacher")
+    cfg = _cfg(tiny_dataset, epochs=1, distill_from=[str(teacher.path)], distill_view="clean", colour=True)
+    trainer = Trainer(cfg, run_dir=tmp_path / "s")
+    trainer._prepare(None)
+    frames = torch.from_numpy(np.asarray(trainer.train_cache.images, np.float32) / 255.0).permute(0, 3, 1, 2)
+    expected = Predictor(teacher, tta=True).run_batch(frames)[0]
+    assert trainer.train_soft.dtype == np.uint8 and trainer.train_soft.shape == expected.shape
+    assert np.abs(trainer.train_soft / 255.0 - expected).max() <= 0.5 / 255 + 1e-6
+    # a map equal to the mask comes out equal to the augmented, degraded mask (bilinear beside
+    # nearest at the edges only), and the image is the one made without it
+    cache = trainer.train_cache
+    plain = SampleSource(cache, cfg)
+    riding = SampleSource(cache, cfg, soft=np.asarray(cache.masks, np.uint8) * 255)
+    for key in [(e, i) for e in range(3) for i in range(len(cache))]:
+        image, mask, depth, soft = riding[key]
+        image0, mask0, depth0 = plain[key]
+        assert torch.equal(image, image0) and torch.equal(mask, mask0) and torch.allclose(depth, depth0, atol=1e-6)
+        assert ((soft > 0.5) != (mask > 0.5)).float().mean() < 0.02
+    assert len(plain[(0, 0)]) == 3  # no teachers' map, the three tensors as before
+    student = trainer.run(out_dir=tmp_path / "student")
+    assert trainer.history()[-1]["loss_distill"] > 0
+    assert student.card.config["distill_view"] == "clean"
+    assert cfg.key() != _cfg(tiny_dataset, epochs=1, distill_from=[str(teacher.path)], colour=True).key()
+    from napari_depthpolyp.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["finetune", "--data", "d", "--distill-from", "a", "--distill-view", "clean"])
+    assert _train_config(args, train_data=["d"]).distill_view == "clean"
+    with pytest.raises(ValueError, match="distill_view"):
+        Trainer(_cfg(tiny_dataset, distill_view="degraded"), run_dir=tmp_path / "x")
+
+
 def test_the_card_records_the_split_actually_used_and_hides_the_home_folder(tmp_path, monkeypatch):
     from napari_depthpolyp.train.loop import _data_record, _open_split
 

@@ -133,8 +133,8 @@ def _run_training(cfg, args) -> int:
 
     def progress(e):
         kind = e["event"]
-        if kind == "cache":
-            bar.label = "caching frames"
+        if kind in ("cache", "distill_view"):
+            bar.label = "caching frames" if kind == "cache" else "teachers on the clean frames"
             bar.update(e["done"], e["total"])
         elif kind == "batch":
             bar.label = f"epoch {e['epoch'] + 1}/{cfg.epochs}"
@@ -321,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "frames with a polyp (knowledge distillation; e.g. an ensemble into one model)")
         s.add_argument("--distill-weight", dest="distill_weight", type=float,
                        help="weight of the distillation term beside the segmentation loss (default 1)")
+        s.add_argument("--distill-view", dest="distill_view", choices=["input", "clean"],
+                       help="what the teachers see: each training input as it is (default), or each clean "
+                            "frame once before training, flip-averaged, their map then warped with the mask")
         if finetune:
             s.add_argument("--model", help="parent model (default: the bundled model)")
             s.add_argument("--name", help="name of the new model (default: the parent's)")

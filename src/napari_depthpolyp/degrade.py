@@ -168,7 +168,7 @@ def _check_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray |
     if mask is None:
         return None
     mask = np.asarray(mask)
-    if mask.shape != tuple(shape[:2]):
+    if mask.ndim not in (2, 3) or mask.shape[:2] != tuple(shape[:2]):
         raise ValueError(f"mask shape {mask.shape} does not match image {tuple(shape[:2])}")
     return mask
 
@@ -213,10 +213,13 @@ def _remap(arrays: list[np.ndarray], map_y: np.ndarray, map_x: np.ndarray, mode:
 
 
 def _warp_mask(mask: np.ndarray, map_y: np.ndarray, map_x: np.ndarray) -> np.ndarray:
-    """Nearest-neighbour warp that keeps the mask's dtype and label values."""
+    """Nearest-neighbour warp that keeps the mask's dtype and values: labels, or (float H x W x C)
+    maps that must follow the frame, such as a mask beside a soft target (``train.loop``)."""
     (warped,) = _remap([mask.astype(np.float32)], map_y, map_x, "nearest")
     if mask.dtype == bool:
         return warped > 0.5
+    if np.issubdtype(mask.dtype, np.floating):
+        return warped.astype(mask.dtype, copy=False)
     return np.rint(warped).astype(mask.dtype)
 
 
@@ -450,7 +453,8 @@ class Degrader:
     def __call__(
         self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """image float32 H x W x 3 in [0, 1]; mask bool/uint8 H x W or None.
+        """image float32 H x W x 3 in [0, 1]; mask bool/uint8 H x W (or float H x W x C: maps warped
+        alike, nearest-neighbour), or None.
 
         Returns the degraded float32 image in [0, 1] (a new array) and the geometrically consistent
         mask, of the dtype given. Inputs are never modified.
@@ -537,14 +541,15 @@ def augment_geometric(
     """Apply the same random rotation / shift-scale / flips to image, mask and depth.
 
     image float32 H x W x 3 (bilinear), mask H x W any dtype (nearest, dtype kept), depth float
-    H x W (bilinear) or None. Returns new arrays; the number of rng draws is fixed per call.
+    H x W, or H x W x C for several maps (bilinear), or None. Returns new arrays; the number of rng
+    draws is fixed per call.
     """
     cfg = config if config is not None else AugmentConfig()
     img = _check_image(image)
     mask = _check_mask(mask, img.shape)
     if depth is not None:
         depth = np.asarray(depth, dtype=np.float32)
-        if depth.shape != img.shape[:2]:
+        if depth.ndim not in (2, 3) or depth.shape[:2] != img.shape[:2]:
             raise ValueError(f"depth shape {depth.shape} does not match image {img.shape[:2]}")
     h, w = img.shape[:2]
 

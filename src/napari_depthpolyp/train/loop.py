@@ -85,6 +85,10 @@ class TrainConfig:
     # (knowledge distillation, losses.distill_loss), on frames with a polyp, with distill_weight
     distill_from: list[str] | None = None
     distill_weight: float = 1.0
+    # what the teachers see: "input", the training input itself (degraded, at every step); "clean",
+    # each clean frame once, flip-averaged, before training, their map then following the frame
+    # through the geometric augmentation and the degradations as its mask does
+    distill_view: str = "input"
     bf16: bool = True
     ema: float = 0.999
     ema_bn_batches: int = 10  # training batches the EMA's BatchNorm statistics are measured on before it is validated; 0: the live net's
@@ -132,7 +136,7 @@ def bf16_is_native() -> bool:
 # made before resumes with it.
 _KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0, "paste_prob": 0.0,
                          "dice_positives": True, "ema_bn_batches": 10, "val_negatives": None,
-                         "distill_from": None, "distill_weight": 1.0}
+                         "distill_from": None, "distill_weight": 1.0, "distill_view": "input"}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -216,11 +220,17 @@ def _data_record(path: str, split: str | None, ds: Dataset) -> dict:
 class SampleSource(torch.utils.data.Dataset):
     """Makes one training sample from the cache: augment -> degrade -> teacher depth."""
 
-    def __init__(self, cache: FrameCache, cfg: TrainConfig):
+    def __init__(self, cache: FrameCache, cfg: TrainConfig, soft: np.ndarray | None = None):
+        """``soft``: the teachers' polyp probability on each clean cached frame (N x H x W, uint8
+        0-255), carried through each sample's augmentation and returned as a fourth tensor."""
         from ..degrade import DegradeConfig, Degrader, augment_preset
 
         self.cache = cache
         self.cfg = cfg
+        self.soft = soft
+        if soft is not None and cfg.paste_prob > 0:  # the stored map would not show the pasted polyp
+            raise TeacherError("--paste-prob and --distill-view clean do not go together: the teachers' "
+                               "map of the clean frame would not show the pasted polyp")
         self.degrader = Degrader(DegradeConfig(noise=cfg.noise)) if cfg.degrade else None
         self.aug = augment_preset(cfg.augment_preset)
         # frames with a polyp, the donors of --paste-prob
@@ -252,24 +262,36 @@ class SampleSource(torch.utils.data.Dataset):
         depth = None
         if self.precomputed:
             depth = np.asarray(self.cache.depth[idx], dtype=np.float32) / 65535.0
+        soft = None if self.soft is None else np.asarray(self.soft[idx], dtype=np.float32) / 255.0
         if self.cfg.augment:
-            image, mask, depth = augment_geometric(image, mask, depth, rng, self.aug)
+            # the soft map rides along as a second map beside the depth (the same draws either way)
+            maps = depth if soft is None else (soft if depth is None else np.stack([depth, soft], -1))
+            image, mask, maps = augment_geometric(image, mask, maps, rng, self.aug)
+            if soft is not None:
+                depth, soft = (None, maps) if depth is None else (maps[..., 0], maps[..., 1])
         if self.donors is not None and self.donors.size and rng.random() < self.cfg.paste_prob:
             image, mask = self._paste(image, mask, rng)
         if self.cfg.colour:
             image = augment_colour(image, rng)
         # At degrade_prob 1 no number is drawn, so runs made before the option draw what they drew.
         if self.degrader is not None and (self.cfg.degrade_prob >= 1.0 or rng.random() < self.cfg.degrade_prob):
-            image, mask = self.degrader(image, mask, rng)
+            if soft is None:
+                image, mask = self.degrader(image, mask, rng)
+            else:  # warped with the mask where the optics distort the frame
+                image, both = self.degrader(image, np.stack([mask.astype(np.float32), soft], -1), rng)
+                mask, soft = both[..., 0] > 0.5, both[..., 1]
         if self.teacher is not None:
             depth = self.teacher(image)
         if depth is None:
             depth = np.zeros(mask.shape, np.float32)
-        return (
+        sample = (
             torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)),
             torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
             torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None],
         )
+        if soft is not None:
+            sample += (torch.from_numpy(np.ascontiguousarray(soft, dtype=np.float32))[None],)
+        return sample
 
     def _paste(self, image, mask, rng):
         """Another training frame's polyp, itself augmented, pasted into this frame."""
@@ -340,6 +362,8 @@ class Trainer:
         self.parent: ModelDir | None = resolve_model(cfg.init_model) if cfg.init_model else None
         # the teachers are found now, before any frame is read
         self.teachers: list[ModelDir] = [resolve_model(m) for m in cfg.distill_from or []]
+        if cfg.distill_view not in ("input", "clean"):
+            raise ValueError(f"distill_view must be 'input' or 'clean', not {cfg.distill_view!r}")
         for t in self.teachers:
             if int(t.card.input_size[0]) != cfg.input_size:
                 raise ModelError(f"{t.path}: a teacher for distillation must take the training input size "
@@ -393,6 +417,9 @@ class Trainer:
             self.data_fingerprint["val_negatives"] = _data_record(cfg.val_negatives, None, negatives)
         if self.teachers:  # what was distilled, by content: a folder's name may hold other weights later
             self.data_fingerprint["distill_from"] = [{"model": t.id, "sha256": t.sha256()} for t in self.teachers]
+        self.train_soft = None
+        if self.teachers and cfg.distill_view == "clean":
+            self.train_soft = self._clean_view_probability(say, stop)
         if stop():  # cancelled while the frames were read: stop before any training
             raise _Cancelled
 
@@ -427,6 +454,21 @@ class Trainer:
         the frames/s of torch's forward on this CPU (35.7 against 16.2 at batch 16)."""
         prob = np.mean([t.run_batch(x.contiguous())[0] for t in teachers], axis=0, dtype=np.float32)
         return torch.from_numpy(prob)[:, None]
+
+    def _clean_view_probability(self, say, stop, chunk: int = 32) -> np.ndarray:
+        """The teachers' mean polyp probability on every clean training frame, flip-averaged
+        (``Predictor(tta=True)``), as uint8 0-255 (N x H x W): computed once, before training."""
+        images = self.train_cache.images
+        teachers = [Predictor(t, tta=True) for t in self.teachers]
+        out = np.empty(tuple(images.shape[:3]), np.uint8)
+        for s in range(0, len(out), chunk):
+            x = torch.from_numpy(np.asarray(images[s : s + chunk], dtype=np.float32) / 255.0).permute(0, 3, 1, 2)
+            prob = self._teachers_probability(teachers, x)[:, 0].numpy()
+            out[s : s + chunk] = np.rint(prob * 255.0).astype(np.uint8)
+            say({"event": "distill_view", "done": min(s + chunk, len(out)), "total": len(out)})
+            if stop():
+                raise _Cancelled
+        return out
 
     # ------------------------------------------------------------------ eval
     @staticmethod
@@ -492,7 +534,8 @@ class Trainer:
             depth_weights=DepthLossWeights(cfg.depth_ssi, cfg.depth_grad, cfg.depth_fft),
             dice_positives=cfg.dice_positives, distill_weight=cfg.distill_weight,
         )
-        teachers = [Predictor(t) for t in self.teachers]  # one run_batch per training batch
+        # one run_batch per training batch, unless their clean view was computed once (_prepare)
+        teachers = [Predictor(t) for t in self.teachers] if self.train_soft is None else []
         ema = copy.deepcopy(net).eval() if cfg.ema else None
         if ema is not None:
             for p in ema.parameters():
@@ -547,7 +590,7 @@ class Trainer:
                             meta={"config_key": cfg.key(), "data": self.data_fingerprint, "state": state,
                                   "saved": now_iso()})
 
-        source = SampleSource(self.train_cache, cfg)
+        source = SampleSource(self.train_cache, cfg, self.train_soft)
         # cfg.bf16 asks for bf16; the CPU decides whether it gets it (the config key, and so resuming,
         # does not depend on the machine).
         use_bf16 = cfg.bf16 and bf16_is_native()
@@ -562,7 +605,7 @@ class Trainer:
             )
             sums: dict[str, float] = {}
             nb, t0 = 0, time.perf_counter()
-            for image, mask, depth in loader:
+            for image, mask, depth, *stored in loader:
                 b = state["batch"]
                 torch.manual_seed(hash((cfg.seed, epoch, b)) & 0x7FFFFFFF)
                 lr = lr_at(state["step"], total, warmup, cfg)
@@ -571,7 +614,7 @@ class Trainer:
                 # The math attention kernel (chosen in the forward; the backward follows it): on
                 # this CPU the fused kernel's backward is slow for MiT-B0's shapes (3136 queries,
                 # 49 keys), and the step is about 15 % faster.
-                soft = self._teachers_probability(teachers, image) if teachers else None
+                soft = stored[0] if stored else self._teachers_probability(teachers, image) if teachers else None
                 with sdpa_kernel([SDPBackend.MATH]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                     logits = net(image.contiguous(memory_format=torch.channels_last))
                 losses = criterion(logits, mask, depth if cfg.depth else None, soft)
