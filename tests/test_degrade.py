@@ -331,7 +331,8 @@ def test_colour_is_off_by_default_and_keeps_run_keys():
     old = cfg.to_json()
     # Every field added after runs were started is left out at its default, these among them.
     for name in ("colour", "augment_preset", "degrade_prob", "paste_prob", "dice_positives", "ema_bn_batches",
-                 "val_negatives", "distill_from", "distill_weight", "distill_view"):
+                 "val_negatives", "distill_from", "distill_weight", "distill_view",
+                 "select_max_negatives"):
         del old[name]
     assert cfg.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:12]
     for command in ("train", "finetune"):

@@ -310,6 +310,46 @@ def test_distillation_teaches_the_teachers_probability_on_polyp_frames_only(tiny
     assert _train_config(args, train_data=["d"]).distill_weight == 0.5
 
 
+def test_a_ceiling_on_the_polyp_free_frames_marked_selects_among_the_epochs_within_it(tiny_dataset, tmp_path):
+    """``select_max_negatives``: the best val score among the epochs that mark at most that share of
+    the polyp-free val frames; an epoch beyond it is selected only while none within it was seen."""
+    from napari_depthpolyp.train.loop import selects_over
+
+    cfg = _cfg(tiny_dataset, select_max_negatives=0.35)
+    state = {"best_score": -1.0, "best_within": False}
+    for score, marked, wins in [(0.834, 0.50, True),   # beyond the ceiling, but the first
+                                (0.836, 0.51, True),   # beyond it, a higher score
+                                (0.829, 0.35, True),   # within it: wins over any beyond it
+                                (0.840, 0.36, False),  # beyond it, whatever the score
+                                (0.828, 0.30, False),  # within it, lower
+                                (0.833, 0.31, True)]:
+        record = {"val_score": score, "val_negatives_marked": marked}
+        assert selects_over(record, state, cfg) is wins, record
+        if wins:
+            state = {"best_score": score, "best_within": marked <= 0.35}
+    plain = _cfg(tiny_dataset)  # no ceiling: the score alone, as before
+    assert selects_over({"val_score": 0.840, "val_negatives_marked": 0.9}, {"best_score": 0.833}, plain)
+    # the real loop selects by it: the exported model is the epoch the rule picks from the log
+    negatives = _negatives_of(tiny_dataset, tmp_path / "negatives")
+    cfg = _cfg(tiny_dataset, epochs=3, val_negatives=str(negatives), select_max_negatives=0.0)
+    trainer = Trainer(cfg, run_dir=tmp_path / "r")
+    model = trainer.run(out_dir=tmp_path / "out")
+    log = trainer.history()
+    picked = max(log, key=lambda r: (r["val_negatives_marked"] <= 0.0, r["val_score"]))
+    assert model.card.metrics["selected_epoch"] == picked["epoch"]
+    assert model.card.config["select_max_negatives"] == 0.0
+    assert cfg.key() != _cfg(tiny_dataset, epochs=3, val_negatives=str(negatives)).key()
+    assert _cfg(tiny_dataset).key() == _cfg(tiny_dataset, select_max_negatives=None).key()
+    with pytest.raises(DatasetError, match="--val-negatives"):
+        Trainer(_cfg(tiny_dataset, select_max_negatives=0.3), run_dir=tmp_path / "x")._prepare(None)
+    with pytest.raises(ValueError, match="share"):
+        Trainer(_cfg(tiny_dataset, val_negatives=str(negatives), select_max_negatives=35), run_dir=tmp_path / "y")
+    from napari_depthpolyp.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["finetune", "--data", "d", "--val-negatives", "n", "--select-max-negatives", "0.35"])
+    assert _train_config(args, train_data=["d"]).select_max_negatives == 0.35
+
+
 def test_distillation_from_the_clean_view_follows_each_frame_through_its_augmentation(tiny_dataset, tmp_path):
     """``distill_view="clean"``: the teachers see each clean training frame once, flip-averaged,
     before training; their map then follows the frame through the geometric augmentation and the

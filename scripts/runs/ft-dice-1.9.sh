@@ -12,6 +12,11 @@
 # one selects below .8270; within it, the gain of both is the Dice change's. Released as 1.10 on
 # the same rule as the distillations: val score above 1.9's .8325 and at most 35 % of the held-out
 # val squares marked.
+# Result (2026-12-08, 26 min): selected epoch 3, val .850 / .797, score .8341, 62 of the 125
+# held-out val squares marked (50 %): not released. Epoch for epoch within 0.1 point of both
+# distillations (.8340 at epoch 3 each): the distillation term added nothing; the gain of all three
+# (+0.16) and their squares (50 %) are the Dice change's. Its epochs 8-10 scored .8327-.8331 with
+# 31-33 % marked, which selection by the score alone did not look at (ft-dice-1.9-s1.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.9 1.10-dice --colour --epochs 10

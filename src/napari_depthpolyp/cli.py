@@ -321,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "frames with a polyp (knowledge distillation; e.g. an ensemble into one model)")
         s.add_argument("--distill-weight", dest="distill_weight", type=float,
                        help="weight of the distillation term beside the segmentation loss (default 1)")
+        s.add_argument("--select-max-negatives", dest="select_max_negatives", type=_probability, metavar="SHARE",
+                       help="with --val-negatives: select the best val score among the epochs that mark at "
+                            "most this share of those polyp-free frames (0-1; default: the score alone)")
         s.add_argument("--distill-view", dest="distill_view", choices=["input", "clean"],
                        help="what the teachers see: each training input as it is (default), or each clean "
                             "frame once before training, flip-averaged, their map then warped with the mask")

@@ -96,6 +96,9 @@ class TrainConfig:
     # a folder of polyp-free frames (empty masks, e.g. scripts/make_negatives.py --split val): the
     # share of them marked is logged at every validation (val_negatives_marked); it never selects
     val_negatives: str | None = None
+    # with val_negatives: an epoch that marks more than this share of them is selected only while no
+    # epoch within it has been validated (the best score among the epochs within it wins)
+    select_max_negatives: float | None = None
     val_dense_from: float = 0.7
     select_clean_weight: float = 0.7
     threshold: float = 0.3
@@ -136,7 +139,8 @@ def bf16_is_native() -> bool:
 # made before resumes with it.
 _KEY_OMITS_AT_DEFAULT = {"augment_preset": "reference", "colour": False, "degrade_prob": 1.0, "paste_prob": 0.0,
                          "dice_positives": True, "ema_bn_batches": 10, "val_negatives": None,
-                         "distill_from": None, "distill_weight": 1.0, "distill_view": "input"}
+                         "distill_from": None, "distill_weight": 1.0, "distill_view": "input",
+                         "select_max_negatives": None}
 
 
 # A fine-tune is short and gentle: few epochs, a low learning rate, no warm-up, no EMA lag,
@@ -338,6 +342,19 @@ def lr_at(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
+def within_ceiling(record: dict, cfg: TrainConfig) -> bool:
+    """Whether a validated epoch marks at most ``select_max_negatives`` of the polyp-free val frames."""
+    return cfg.select_max_negatives is None or record["val_negatives_marked"] <= cfg.select_max_negatives + 1e-9
+
+
+def selects_over(record: dict, state: dict, cfg: TrainConfig) -> bool:
+    """Whether the validated epoch ``record`` replaces the selected one (``state``): the higher val
+    score wins, except that an epoch within the ceiling (``within_ceiling``) always wins over one
+    beyond it."""
+    # a run checkpointed before the ceiling existed had none: its selected epoch was within it
+    return (within_ceiling(record, cfg), record["val_score"]) > (state.get("best_within", True), state["best_score"])
+
+
 def batch_dice(prob: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
     """Per-image Dice of (prob >= threshold) against a {0,1} mask; empty vs empty counts as 1."""
     p = (prob >= threshold).flatten(1).float()
@@ -362,6 +379,8 @@ class Trainer:
         self.parent: ModelDir | None = resolve_model(cfg.init_model) if cfg.init_model else None
         # the teachers are found now, before any frame is read
         self.teachers: list[ModelDir] = [resolve_model(m) for m in cfg.distill_from or []]
+        if cfg.select_max_negatives is not None and not 0.0 <= cfg.select_max_negatives <= 1.0:
+            raise ValueError(f"select_max_negatives is a share, 0 to 1, not {cfg.select_max_negatives}")
         if cfg.distill_view not in ("input", "clean"):
             raise ValueError(f"distill_view must be 'input' or 'clean', not {cfg.distill_view!r}")
         for t in self.teachers:
@@ -376,6 +395,9 @@ class Trainer:
         if cfg.val_negatives and not cfg.val_data:  # found before any frame is read
             raise DatasetError(f"{cfg.val_negatives}: polyp-free frames are counted at each validation, so "
                                "they need validation frames too (--val-data)")
+        if cfg.select_max_negatives is not None and not cfg.val_negatives:
+            raise DatasetError("--select-max-negatives caps the share of polyp-free val frames marked, so it "
+                               "needs those frames (--val-negatives)")
         train_sets = [_open_split(p, cfg.train_split) for p in cfg.train_data]
 
         def caching(i: int, n: int) -> None:
@@ -557,7 +579,8 @@ class Trainer:
         spe = steps_per_epoch(len(self.train_cache), cfg)
         total = spe * cfg.epochs
         warmup = int(round(cfg.warmup_epochs * spe))
-        state = {"epoch": 0, "batch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1, "since_best": 0}
+        state = {"epoch": 0, "batch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1, "since_best": 0,
+                 "best_within": False}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume and has_checkpoint(self.run_dir):
             meta = load_checkpoint(self.run_dir, modules=modules, optimizer=optimizer)
@@ -647,8 +670,9 @@ class Trainer:
                 if ema is not None:
                     self._refit_bn(ema, source, epoch, use_bf16)
                 record.update(self.validate(ema if ema is not None else net))
-                if record["val_score"] > state["best_score"]:
+                if selects_over(record, state, cfg):
                     state["best_score"], state["best_epoch"], state["since_best"] = record["val_score"], state["epoch"], 0
+                    state["best_within"] = within_ceiling(record, cfg)
                     self._save_best(ema if ema is not None else net, record)
                 else:
                     state["since_best"] += 1
