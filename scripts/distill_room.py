@@ -3,7 +3,7 @@ coloured, degraded; the epoch-0 draws), the distillation term (``losses.distill_
 the teachers' mean polyp probability, on frames with a polyp) of each model given, and its floor:
 the teachers' own entropy, what a student that matched their average exactly would score.
 
-    python scripts/distill_room.py --teachers depthpolyp-kvasir-1.9 DIR_OF_1.8 --models depthpolyp-kvasir-1.9 DIR [--n 96]
+    python scripts/distill_room.py --teachers DIR_OF_1.9 DIR_OF_1.8 --models DIR_OF_1.9 DIR [--n 96]
 """
 
 from __future__ import annotations

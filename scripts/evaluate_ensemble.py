@@ -4,10 +4,10 @@ model: mean Dice clean and degraded (seed 0) at 224², and the val score (0.7 cl
 Used on Kvasir-SEG val to decide whether distilling an ensemble into one network is worth a run
 (``scripts/runs/distill-1.9.sh``); never on the test sets to choose.
 
-    python scripts/evaluate_ensemble.py --models depthpolyp-kvasir-1.9 DIR_OF_1.8 [--combos] [--json OUT]
+    python scripts/evaluate_ensemble.py --models depthpolyp-kvasir-1.10 DIR_OF_1.9 [--combos] [--json OUT]
 
 ``--combos``: also each model alone and every pair. A model released before the bundled one comes
-back from git with ``scripts/runs/_released.sh VERSION COMMIT`` (1.8: ``_released.sh 1.8 c0e3f0a^``).
+back from git with ``scripts/runs/_released.sh VERSION COMMIT`` (1.9: ``_released.sh 1.9 7a683d7``, 1.8: ``_released.sh 1.8 c0e3f0a^``).
 """
 
 from __future__ import annotations

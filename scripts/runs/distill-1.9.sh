@@ -21,6 +21,7 @@
 # followed by distill-dp-1.9.sh (Dice on polyp frames only).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+T19=$("$(dirname "$0")/_released.sh" 1.9 7a683d7)  # bundled until 1.10
 T18=$("$(dirname "$0")/_released.sh" 1.8 c0e3f0a^)
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.9 1.10-distill \
-  --colour --dice-on-empty --epochs 12 --distill-from depthpolyp-kvasir-1.9 "$T18"
+exec "$(dirname "$0")/ft-negatives.sh" "$T19" 1.10-distill \
+  --colour --dice-on-empty --epochs 12 --distill-from "$T19" "$T18"

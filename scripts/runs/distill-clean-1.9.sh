@@ -18,6 +18,7 @@
 # (docs/model-card.md, "Distilling two models into one"). The distillation term stayed at .111-.119.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+T19=$("$(dirname "$0")/_released.sh" 1.9 7a683d7)  # bundled until 1.10
 T18=$("$(dirname "$0")/_released.sh" 1.8 c0e3f0a^)
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.9 1.10-distill-clean \
-  --colour --epochs 10 --distill-from depthpolyp-kvasir-1.9 "$T18" --distill-view clean
+exec "$(dirname "$0")/ft-negatives.sh" "$T19" 1.10-distill-clean \
+  --colour --epochs 10 --distill-from "$T19" "$T18" --distill-view clean

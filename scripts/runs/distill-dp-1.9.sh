@@ -17,6 +17,7 @@
 # models into one"). The distillation term stayed at .090-.095 all run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+T19=$("$(dirname "$0")/_released.sh" 1.9 7a683d7)  # bundled until 1.10
 T18=$("$(dirname "$0")/_released.sh" 1.8 c0e3f0a^)
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.9 1.10-distill-dp \
-  --colour --epochs 10 --distill-from depthpolyp-kvasir-1.9 "$T18"
+exec "$(dirname "$0")/ft-negatives.sh" "$T19" 1.10-distill-dp \
+  --colour --epochs 10 --distill-from "$T19" "$T18"

@@ -19,4 +19,5 @@
 # 31-33 % marked, which selection by the score alone did not look at (ft-dice-1.9-s1.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-exec "$(dirname "$0")/ft-negatives.sh" depthpolyp-kvasir-1.9 1.10-dice --colour --epochs 10
+T19=$("$(dirname "$0")/_released.sh" 1.9 7a683d7)  # bundled until 1.10
+exec "$(dirname "$0")/ft-negatives.sh" "$T19" 1.10-dice --colour --epochs 10

@@ -87,12 +87,12 @@ class Predictor:
     num_threads : CPU threads (default: all cores).
     tta : flip averaging: each frame also runs mirrored left-right, top-bottom and both, and the
         four probability and depth maps are mirrored back and averaged (4x the network time; with
-        depthpolyp-kvasir 1.9, +1.1 / +1.1 mean Dice clean / degraded on CVC-ClinicDB and +0.1 / +0.2
+        depthpolyp-kvasir 1.10, +1.5 / +1.3 mean Dice clean / degraded on CVC-ClinicDB and -0.2 / -0.3
         on Kvasir-SEG val, ``docs/model-card.md``).
     min_region : drop marked regions smaller than this share of the frame (0, the default: keep
-        all). With depthpolyp-kvasir 1.9, 0.0025 left val Dice unchanged (three degraded val frames
-        lost more than 0.01 of their Dice) and cut the polyp-free val squares marked from 30 % to
-        22 %; 0.0005 cost one degraded frame and cut them to 26 % (``docs/model-card.md``).
+        all). With depthpolyp-kvasir 1.10, 0.0025 left val Dice unchanged (no val frame lost more
+        than 0.01 of its Dice) and cut the polyp-free val squares marked from 34 % to 25 %
+        (``docs/model-card.md``).
     """
 
     def __init__(

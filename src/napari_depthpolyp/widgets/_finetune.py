@@ -2,7 +2,7 @@
 
     Datasets     ┌ /data/curated/clip-a ┐ [Add…] [Remove]     exported folders (or images/+masks/)
     Validation   [/data/curated/val     ] [Browse…]          optional; base vs new Dice on it
-    Base model   [depthpolyp-kvasir 1.9 ▾]
+    Base model   [depthpolyp-kvasir 1.10 ▾]
     Epochs [5]  Batch [8]  Steps/epoch [0 = all]  [x] freeze encoder
     [ Start ] [ Cancel ]   ▓▓▓▓▓░░░ epoch 2/5
     (plot: loss per batch and epoch, val Dice per epoch)

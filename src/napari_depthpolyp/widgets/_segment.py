@@ -1,7 +1,7 @@
 """Segment: propose polyp masks and depth for one frame, a frame range or a whole stack.
 
     Image       [layer ▾]                     a video, an image folder or one image
-    Model       [depthpolyp-kvasir 1.9 ▾] [↻] bundled models and the user's versions
+    Model       [depthpolyp-kvasir 1.10 ▾] [↻] bundled models and the user's versions
     Backend     [onnx ▾]  [ ] flip averaging   4 mirrored passes averaged: 4x slower, a little better
     Threshold   [────●────] 0.30               re-thresholds stored probabilities, no network run
     Smallest    [0.00 % of the frame]           drops smaller marked regions (0: keep all)
@@ -67,7 +67,7 @@ class SegmentWidget(QWidget):
                                          suffix=" % of the frame")
         self.min_region.setToolTip(
             "Drop marked regions smaller than this share of the frame from the proposals (0: keep all). "
-            "With depthpolyp-kvasir 1.9, 0.25 % left Kvasir-SEG val Dice unchanged and cut the polyp-free "
+            "With depthpolyp-kvasir 1.10, 0.25 % left Kvasir-SEG val Dice unchanged and cut the polyp-free "
             "frames with a false region by about a quarter; larger values can hide a small polyp. Never changes "
             "reviewed frames.")
         self.frames = QComboBox()
