@@ -365,8 +365,8 @@ def test_distillation_from_the_clean_view_follows_each_frame_through_its_augment
     expected = Predictor(teacher, tta=True).run_batch(frames)[0]
     assert trainer.train_soft.dtype == np.uint8 and trainer.train_soft.shape == expected.shape
     assert np.abs(trainer.train_soft / 255.0 - expected).max() <= 0.5 / 255 + 1e-6
-    # a map equal to the mask comes out equal to the augmented, degraded mask (bilinear beside
-    # nearest at the edges only), and the image is the one made without it
+    # a map equal to the mask comes out equal to the augmented, degraded mask (both warped
+    # nearest-neighbour, together), and the image is the one made without it
     cache = trainer.train_cache
     plain = SampleSource(cache, cfg)
     riding = SampleSource(cache, cfg, soft=np.asarray(cache.masks, np.uint8) * 255)

@@ -540,16 +540,16 @@ def augment_geometric(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Apply the same random rotation / shift-scale / flips to image, mask and depth.
 
-    image float32 H x W x 3 (bilinear), mask H x W any dtype (nearest, dtype kept), depth float
-    H x W, or H x W x C for several maps (bilinear), or None. Returns new arrays; the number of rng
-    draws is fixed per call.
+    image float32 H x W x 3 (bilinear), mask H x W any dtype, or float H x W x C (nearest, dtype
+    kept), depth float H x W (bilinear) or None. Returns new arrays; the number of rng draws is fixed
+    per call.
     """
     cfg = config if config is not None else AugmentConfig()
     img = _check_image(image)
     mask = _check_mask(mask, img.shape)
     if depth is not None:
         depth = np.asarray(depth, dtype=np.float32)
-        if depth.ndim not in (2, 3) or depth.shape[:2] != img.shape[:2]:
+        if depth.shape != img.shape[:2]:
             raise ValueError(f"depth shape {depth.shape} does not match image {img.shape[:2]}")
     h, w = img.shape[:2]
 

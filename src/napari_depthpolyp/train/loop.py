@@ -266,24 +266,20 @@ class SampleSource(torch.utils.data.Dataset):
         depth = None
         if self.precomputed:
             depth = np.asarray(self.cache.depth[idx], dtype=np.float32) / 65535.0
-        soft = None if self.soft is None else np.asarray(self.soft[idx], dtype=np.float32) / 255.0
+        if self.soft is not None:  # the teachers' map rides with the mask through every warp (the same draws)
+            mask = np.stack([mask.astype(np.float32), np.asarray(self.soft[idx], dtype=np.float32) / 255.0], -1)
         if self.cfg.augment:
-            # the soft map rides along as a second map beside the depth (the same draws either way)
-            maps = depth if soft is None else (soft if depth is None else np.stack([depth, soft], -1))
-            image, mask, maps = augment_geometric(image, mask, maps, rng, self.aug)
-            if soft is not None:
-                depth, soft = (None, maps) if depth is None else (maps[..., 0], maps[..., 1])
+            image, mask, depth = augment_geometric(image, mask, depth, rng, self.aug)
         if self.donors is not None and self.donors.size and rng.random() < self.cfg.paste_prob:
             image, mask = self._paste(image, mask, rng)
         if self.cfg.colour:
             image = augment_colour(image, rng)
         # At degrade_prob 1 no number is drawn, so runs made before the option draw what they drew.
         if self.degrader is not None and (self.cfg.degrade_prob >= 1.0 or rng.random() < self.cfg.degrade_prob):
-            if soft is None:
-                image, mask = self.degrader(image, mask, rng)
-            else:  # warped with the mask where the optics distort the frame
-                image, both = self.degrader(image, np.stack([mask.astype(np.float32), soft], -1), rng)
-                mask, soft = both[..., 0] > 0.5, both[..., 1]
+            image, mask = self.degrader(image, mask, rng)
+        soft = None
+        if self.soft is not None:
+            mask, soft = mask[..., 0] > 0.5, mask[..., 1]
         if self.teacher is not None:
             depth = self.teacher(image)
         if depth is None:
